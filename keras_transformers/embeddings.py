@@ -1,0 +1,208 @@
+"""Input embeddings: tokens plus positions for text, patches plus positions for images.
+
+Example:
+
+>>> import numpy as np
+>>> embed = TokenAndPositionEmbedding(vocabulary_size=100, sequence_length=16, hidden_dim=32)
+>>> embed(np.array([[5, 7, 9]])).shape
+(1, 3, 32)
+>>> patches = PatchEmbedding(image_size=32, patch_size=8, hidden_dim=48)
+>>> patches(np.zeros((1, 32, 32, 3), "float32")).shape    # 16 patches + class token
+(1, 17, 48)
+"""
+
+import keras
+from keras import ops
+
+from keras_transformers.positions import PositionEmbedding, SinusoidalPositionEncoding
+
+PACKAGE = "keras_transformers"
+POSITION_KINDS = ("learned", "sinusoidal", None)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    """Token embeddings plus position embeddings (learned or sinusoidal, or none).
+
+    Args:
+        vocabulary_size: number of token ids.
+        sequence_length: most positions (learned positions only).
+        hidden_dim: embedding width.
+        position: `"learned"` (BERT, GPT-2), `"sinusoidal"` (Vaswani et al.), or None for
+            models that place positions elsewhere (rotary, relative bias).
+        scale_by_sqrt_dim: multiply token embeddings by `sqrt(hidden_dim)`, as Vaswani et al.
+        embeddings_initializer: for both tables.
+
+    Call arguments:
+        token_ids: int `[batch, length]`.
+        start_index: position of the first token (for cached decoding).
+
+    `token_embedding` (a `keras.layers.Embedding`) holds the vocabulary table, for
+    language-model heads tied to it.
+    """
+
+    def __init__(self, vocabulary_size, sequence_length, hidden_dim, position="learned",
+                 scale_by_sqrt_dim=False, embeddings_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if position not in POSITION_KINDS:
+            raise ValueError(f"Unknown position {position!r}. Choose one of {POSITION_KINDS}.")
+        self.vocabulary_size = vocabulary_size
+        self.sequence_length = sequence_length
+        self.hidden_dim = hidden_dim
+        self.position = position
+        self.scale_by_sqrt_dim = scale_by_sqrt_dim
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, hidden_dim, embeddings_initializer=self.embeddings_initializer,
+            dtype=self.dtype_policy, name="token_embedding",
+        )
+        self.position_embedding = None
+        if position == "learned":
+            self.position_embedding = PositionEmbedding(
+                sequence_length, initializer=self.embeddings_initializer,
+                dtype=self.dtype_policy, name="position_embedding",
+            )
+        elif position == "sinusoidal":
+            self.position_embedding = SinusoidalPositionEncoding(
+                dtype=self.dtype_policy, name="position_embedding"
+            )
+
+    def build(self, token_ids_shape):
+        self.token_embedding.build(token_ids_shape)
+        if self.position_embedding is not None:
+            self.position_embedding.build((*token_ids_shape, self.hidden_dim))
+
+    def call(self, token_ids, start_index=0):
+        embedded = self.token_embedding(token_ids)
+        if self.scale_by_sqrt_dim:
+            embedded = embedded * ops.cast(self.hidden_dim**0.5, embedded.dtype)
+        if self.position_embedding is not None:
+            embedded = embedded + self.position_embedding(embedded, start_index=start_index)
+        return embedded
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "sequence_length": self.sequence_length,
+            "hidden_dim": self.hidden_dim,
+            "position": self.position,
+            "scale_by_sqrt_dim": self.scale_by_sqrt_dim,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PatchEmbedding(keras.layers.Layer):
+    """ViT's input: non-overlapping patches, linearly projected, a class token, positions.
+
+    The learned position table is sized for `image_size`. An image of another size (a
+    multiple of `patch_size`) gets the table's patch grid resized to its own grid
+    (Dosovitskiy et al., 2021, section 3.2: fine-tuning at higher resolution).
+
+    Args:
+        image_size: the size the position table is for, an int or `(height, width)`.
+        patch_size: side of a square patch, an int or `(height, width)`.
+        hidden_dim: embedding width.
+        num_channels: channels of the input images.
+        use_class_token: prepend a learned `[CLS]` token.
+        interpolation: how position grids are resized: `"bicubic"` or `"bilinear"`.
+
+    Call arguments:
+        images: `[batch, height, width, channels]`.
+
+    Returns:
+        `[batch, (1 +) num_patches, hidden_dim]`.
+    """
+
+    def __init__(self, image_size, patch_size, hidden_dim, num_channels=3,
+                 use_class_token=True, interpolation="bicubic",
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = _pair(image_size)
+        self.patch_size = _pair(patch_size)
+        for size, patch in zip(self.image_size, self.patch_size, strict=True):
+            if size % patch:
+                raise ValueError(
+                    f"image_size {self.image_size} is not a multiple of patch_size "
+                    f"{self.patch_size}. Resize or crop images to a multiple of the patch size."
+                )
+        self.hidden_dim = hidden_dim
+        self.num_channels = num_channels
+        self.use_class_token = use_class_token
+        self.interpolation = interpolation
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.grid = tuple(s // p for s, p in zip(self.image_size, self.patch_size, strict=True))
+        self.projection = keras.layers.Conv2D(
+            hidden_dim, kernel_size=self.patch_size, strides=self.patch_size,
+            kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy,
+            name="projection",
+        )
+
+    def build(self, images_shape):
+        self.projection.build((None, None, None, self.num_channels))
+        if self.use_class_token:
+            self.class_token = self.add_weight(
+                name="class_token", shape=(1, 1, self.hidden_dim), initializer="zeros"
+            )
+        num_positions = self.grid[0] * self.grid[1] + int(self.use_class_token)
+        self.position_embeddings = self.add_weight(
+            name="position_embeddings", shape=(num_positions, self.hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+        )
+
+    def call(self, images):
+        height, width = images.shape[1], images.shape[2]
+        if height is None or width is None:
+            raise ValueError(
+                "PatchEmbedding needs images of a static height and width; got shape "
+                f"{tuple(images.shape)}. Give the model's input a fixed `image_shape`."
+            )
+        if height % self.patch_size[0] or width % self.patch_size[1]:
+            raise ValueError(
+                f"Images of {height}x{width} do not split into {self.patch_size} patches. "
+                f"Resize them to a multiple of the patch size."
+            )
+        patches = self.projection(images)
+        batch = ops.shape(patches)[0]
+        grid = (height // self.patch_size[0], width // self.patch_size[1])
+        patches = ops.reshape(patches, (batch, grid[0] * grid[1], self.hidden_dim))
+        if self.use_class_token:
+            class_token = ops.cast(self.class_token, patches.dtype)
+            patches = ops.concatenate(
+                [ops.broadcast_to(class_token, (batch, 1, self.hidden_dim)), patches], axis=1
+            )
+        return patches + ops.cast(self.positions_for_grid(grid), patches.dtype)[None]
+
+    def positions_for_grid(self, grid):
+        """The position table for a `(rows, columns)` patch grid, resized if need be."""
+        table = ops.convert_to_tensor(self.position_embeddings)
+        if tuple(grid) == self.grid:
+            return table
+        class_position, patch_positions = None, table
+        if self.use_class_token:
+            class_position, patch_positions = table[:1], table[1:]
+        patch_positions = ops.reshape(patch_positions, (1, *self.grid, self.hidden_dim))
+        patch_positions = ops.image.resize(
+            patch_positions, grid, interpolation=self.interpolation, antialias=False
+        )
+        patch_positions = ops.reshape(patch_positions, (grid[0] * grid[1], self.hidden_dim))
+        if class_position is None:
+            return patch_positions
+        return ops.concatenate([class_position, patch_positions], axis=0)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_size": self.image_size,
+            "patch_size": self.patch_size,
+            "hidden_dim": self.hidden_dim,
+            "num_channels": self.num_channels,
+            "use_class_token": self.use_class_token,
+            "interpolation": self.interpolation,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)

@@ -1,0 +1,93 @@
+"""One helper per kind of test, as keras-hub's `TestCase` (run_layer_test, ...), kept small.
+
+`run_layer_test(make_layer, inputs, call_kwargs)` proves, for any layer:
+  - the output has the expected shape;
+  - `get_config` / `from_config` round-trips;
+  - a `.keras` save and load gives identical outputs;
+  - gradients reach every trainable weight;
+  - it runs compiled (`jit_compile=True`) with the same outputs;
+  - it runs under the `mixed_bfloat16` policy close to float32.
+"""
+
+import keras
+import numpy as np
+
+
+def first_output(result):
+    return result[0] if isinstance(result, (tuple, list)) else result
+
+
+def as_numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype="float32")
+
+
+def functional_model(layer, inputs, call_kwargs):
+    """A `keras.Model` around `layer`, taking the arrays of `inputs` (a dict) by name."""
+    symbolic = {
+        name: keras.Input(shape=value.shape[1:], dtype=str(value.dtype), name=name)
+        for name, value in inputs.items()
+    }
+    names = list(inputs)
+    outputs = layer(symbolic[names[0]], **{n: symbolic[n] for n in names[1:]}, **call_kwargs)
+    return keras.Model(symbolic, outputs)
+
+
+def assert_close(actual, expected, atol=1e-5, rtol=1e-5):
+    np.testing.assert_allclose(as_numpy(actual), as_numpy(expected), atol=atol, rtol=rtol)
+
+
+def run_layer_test(make_layer, inputs, call_kwargs=None, expected_shape=None, tmp_path=None,
+                   bfloat16_atol=0.1):
+    """Run the checks above; `make_layer(dtype=...)` returns a fresh, unbuilt layer.
+
+    `inputs` is a dict of numpy arrays, the first one the layer's main input, the others
+    passed by keyword. Returns the layer and its float32 output on `inputs`.
+    """
+    call_kwargs = call_kwargs or {}
+    layer = make_layer()
+    model = functional_model(layer, inputs, call_kwargs)
+    expected = first_output(model(inputs))
+    if expected_shape is not None:
+        assert tuple(expected.shape) == tuple(expected_shape)
+
+    # Config round trip.
+    config = layer.get_config()
+    assert type(layer).from_config(config).get_config() == config
+
+    # .keras round trip.
+    if tmp_path is not None:
+        path = str(tmp_path / "layer.keras")
+        model.save(path)
+        restored = keras.models.load_model(path)
+        assert_close(first_output(restored(inputs)), expected, atol=0, rtol=0)
+
+    # Gradients reach every trainable weight: one SGD step with learning rate 1 moves each.
+    before = [as_numpy(w) for w in layer.trainable_weights]
+    trainer = keras.Model(model.inputs, first_output(model.outputs))
+    trainer.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    target = np.random.default_rng(0).normal(size=expected.shape).astype("float32")
+    trainer.train_on_batch(inputs, target)
+    unmoved = [
+        w.path for w, old in zip(layer.trainable_weights, before, strict=True)
+        if np.array_equal(as_numpy(w), old)
+    ]
+    assert not unmoved, f"no gradient reached {unmoved}"
+    trained = first_output(model(inputs))
+
+    # Compiled with XLA, same outputs.
+    model.compile(jit_compile=True)
+    compiled = model.predict(inputs, verbose=0, batch_size=len(next(iter(inputs.values()))))
+    assert_close(first_output(compiled), trained, atol=1e-4, rtol=1e-4)
+
+    # mixed_bfloat16: compute in bfloat16 on the same (float32) weights.
+    mixed = make_layer(dtype="mixed_bfloat16")
+    mixed_model = functional_model(mixed, inputs, call_kwargs)
+    mixed_model.set_weights(model.get_weights())
+    low = first_output(mixed_model(inputs))
+    assert keras.backend.standardize_dtype(low.dtype) == "bfloat16"
+    assert_close(low, trained, atol=bfloat16_atol, rtol=bfloat16_atol)
+    return layer, trained
+
+
+def random_inputs(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
