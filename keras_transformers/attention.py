@@ -6,7 +6,7 @@ Example:
 >>> x = np.random.rand(2, 6, 32).astype("float32")
 >>> attention = MultiHeadAttention(num_heads=4, num_kv_heads=2, use_rotary=True)
 >>> out, scores = attention(x, use_causal_mask=True, return_attention_scores=True)
->>> out.shape, scores.shape
+>>> tuple(out.shape), tuple(scores.shape)
 ((2, 6, 32), (2, 4, 6, 6))
 """
 

@@ -6,7 +6,7 @@ Example:
 >>> x = np.random.rand(2, 5, 32).astype("float32")
 >>> encoder = EncoderBlock(num_heads=4, intermediate_dim=64)
 >>> decoder = DecoderBlock(num_heads=4, intermediate_dim=64, use_cross_attention=True)
->>> decoder(x[:, :3], encoder_outputs=encoder(x)).shape
+>>> tuple(decoder(x[:, :3], encoder_outputs=encoder(x)).shape)
 (2, 3, 32)
 """
 

@@ -4,10 +4,10 @@ Example:
 
 >>> import numpy as np
 >>> embed = TokenAndPositionEmbedding(vocabulary_size=100, sequence_length=16, hidden_dim=32)
->>> embed(np.array([[5, 7, 9]])).shape
+>>> tuple(embed(np.array([[5, 7, 9]])).shape)
 (1, 3, 32)
 >>> patches = PatchEmbedding(image_size=32, patch_size=8, hidden_dim=48)
->>> patches(np.zeros((1, 32, 32, 3), "float32")).shape    # 16 patches + class token
+>>> tuple(patches(np.zeros((1, 32, 32, 3), "float32")).shape)    # 16 patches + class token
 (1, 17, 48)
 """
 

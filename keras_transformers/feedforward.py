@@ -3,7 +3,7 @@
 Example:
 
 >>> import numpy as np
->>> FeedForward(intermediate_dim=64, activation="swiglu")(np.ones((2, 3, 16))).shape
+>>> tuple(FeedForward(intermediate_dim=64, activation="swiglu")(np.ones((2, 3, 16))).shape)
 (2, 3, 16)
 """
 

@@ -10,8 +10,8 @@ Example:
 >>> padding = np.array([[1, 1, 0]], dtype=bool)          # [batch, key_length]
 >>> mask = merge_masks(padding_mask=padding, use_causal_mask=True,
 ...                    query_length=3, key_length=3)
->>> mask.shape
-TensorShape([1, 1, 3, 3])
+>>> tuple(mask.shape)
+(1, 1, 3, 3)
 """
 
 from keras import ops
@@ -36,9 +36,9 @@ def check_mask_shape(mask, name, expected):
         for s, e in zip(shape, expected, strict=True)
     )
     if not matches:
-        readable = tuple(e if isinstance(e, int) else "?" for e in expected)
+        readable = ", ".join(str(e) if isinstance(e, int) else "?" for e in expected)
         raise ValueError(
-            f"`{name}` has shape {shape}, expected {readable}. "
+            f"`{name}` has shape {shape}, expected ({readable}). "
             f"Pass `padding_mask` as [batch, key_length] (True for real tokens) and "
             f"`attention_mask` as [batch, query_length, key_length] (True where a query may "
             f"attend to a key)."

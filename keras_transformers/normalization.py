@@ -3,7 +3,7 @@
 Example:
 
 >>> import numpy as np
->>> RMSNorm(epsilon=1e-6)(np.ones((2, 3, 8), "float32")).shape
+>>> tuple(RMSNorm(epsilon=1e-6)(np.ones((2, 3, 8), "float32")).shape)
 (2, 3, 8)
 """
 

@@ -4,10 +4,10 @@ Example:
 
 >>> import numpy as np
 >>> x = np.zeros((2, 5, 16), "float32")
->>> SinusoidalPositionEncoding()(x).shape           # added to token embeddings
+>>> tuple(SinusoidalPositionEncoding()(x).shape)           # added to token embeddings
 (2, 5, 16)
 >>> q = np.ones((2, 5, 4, 8), "float32")           # [batch, length, heads, head_dim]
->>> RotaryEmbedding()(q).shape                     # applied to queries and keys
+>>> tuple(RotaryEmbedding()(q).shape)                     # applied to queries and keys
 (2, 5, 4, 8)
 """
 
