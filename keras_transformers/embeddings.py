@@ -36,6 +36,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     Call arguments:
         token_ids: int `[batch, length]`.
         start_index: position of the first token (for cached decoding).
+        reverse: treat the input as hidden states `[batch, length, hidden_dim]` and return
+            logits over the vocabulary (a language-model head tied to the token table).
 
     `token_embedding` (a `keras.layers.Embedding`) holds the vocabulary table, for
     language-model heads tied to it.
@@ -72,7 +74,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.position_embedding is not None:
             self.position_embedding.build((*token_ids_shape, self.hidden_dim))
 
-    def call(self, token_ids, start_index=0):
+    def call(self, token_ids, start_index=0, reverse=False):
+        if reverse:  # hidden states -> vocabulary logits, through the same table
+            table = ops.cast(self.token_embedding.embeddings, token_ids.dtype)
+            return ops.matmul(token_ids, ops.transpose(table))
         embedded = self.token_embedding(token_ids)
         if self.scale_by_sqrt_dim:
             embedded = embedded * ops.cast(self.hidden_dim**0.5, embedded.dtype)

@@ -91,3 +91,43 @@ def run_layer_test(make_layer, inputs, call_kwargs=None, expected_shape=None, tm
 
 def random_inputs(*shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def predict(model, inputs):
+    return model.predict(inputs, verbose=0, batch_size=len(next(iter(_flat(inputs)))))
+
+
+def _flat(inputs):
+    return inputs.values() if isinstance(inputs, dict) else [inputs]
+
+
+def run_model_saving_test(model, inputs, tmp_path):
+    """A `.keras` save and load rebuilds the model with identical outputs."""
+    expected = predict(model, inputs)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert type(restored) is type(model)
+    actual = predict(restored, inputs)
+    for a, e in zip(_flat_outputs(actual), _flat_outputs(expected), strict=True):
+        np.testing.assert_array_equal(as_numpy(a), as_numpy(e))
+    return restored
+
+
+def _flat_outputs(outputs):
+    if isinstance(outputs, dict):
+        return [outputs[k] for k in sorted(outputs)]
+    return list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+
+
+def run_overfit_test(model, x, y, sample_weight=None, steps=60, max_loss=0.1,
+                     learning_rate=3e-3):
+    """The model learns one fixed batch: after `steps` full-batch steps with `jit_compile=True`
+    (the first of which is the 'one fit step' check), the loss is below `max_loss`."""
+    model.compile(learning_rate=learning_rate, jit_compile=True)
+    history = model.fit(x, y, sample_weight=sample_weight, epochs=steps,
+                        batch_size=len(y), verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < max_loss, f"loss {losses[0]:.3f} -> {losses[-1]:.3f} after {steps} steps"
+    return losses

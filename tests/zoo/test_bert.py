@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+import zoo
+from tests.helpers import predict, run_model_saving_test, run_overfit_test
+
+BATCH, LENGTH = 4, 12
+
+
+def text_inputs(vocabulary_size=1024, seed=0):
+    rng = np.random.default_rng(seed)
+    padding_mask = np.ones((BATCH, LENGTH), "int32")
+    padding_mask[1, 8:] = 0
+    padding_mask[3, 5:] = 0
+    return {
+        "token_ids": rng.integers(1, vocabulary_size, (BATCH, LENGTH)).astype("int32")
+        * padding_mask,
+        "segment_ids": (np.arange(LENGTH)[None] >= 6).astype("int32").repeat(BATCH, 0),
+        "padding_mask": padding_mask,
+    }
+
+
+def test_backbone_outputs_and_padding_invariance(tmp_path):
+    backbone = zoo.build("bert")
+    inputs = text_inputs()
+    outputs = predict(backbone, inputs)
+    assert outputs["sequence_output"].shape == (BATCH, LENGTH, 32)
+    assert outputs["pooled_output"].shape == (BATCH, 32)
+    changed = {**inputs, "token_ids": inputs["token_ids"].copy()}
+    changed["token_ids"][1, 8:] = 7  # padded tokens: real positions must not move
+    again = predict(backbone, changed)["sequence_output"]
+    np.testing.assert_allclose(again[1, :8], outputs["sequence_output"][1, :8], atol=1e-5)
+    run_model_saving_test(backbone, inputs, tmp_path)
+
+
+def test_classifier_round_trips_and_overfits_a_batch(tmp_path):
+    model = zoo.build("bert", task="classifier", num_classes=3, dropout=0.0)
+    inputs = text_inputs()
+    assert predict(model, inputs).shape == (BATCH, 3)
+    run_model_saving_test(model, inputs, tmp_path)
+    run_overfit_test(model, inputs, np.array([0, 1, 2, 1]), steps=40, max_loss=0.05)
+
+
+def test_token_classifier_ignores_minus_100_labels_and_overfits(tmp_path):
+    model = zoo.build("bert", task="token_classifier", num_classes=5, dropout=0.0)
+    inputs = text_inputs()
+    labels = np.random.default_rng(1).integers(0, 5, (BATCH, LENGTH))
+    labels[inputs["padding_mask"] == 0] = -100
+    assert predict(model, inputs).shape == (BATCH, LENGTH, 5)
+    run_model_saving_test(model, inputs, tmp_path)
+    run_overfit_test(model, inputs, labels, steps=60, max_loss=0.1)
+
+
+def test_masked_lm_predicts_masked_tokens_and_overfits(tmp_path):
+    model = zoo.build("bert", task="masked_lm", dropout=0.0)
+    inputs = text_inputs()
+    inputs["mask_positions"] = np.array([[1, 2], [3, 4], [0, 5], [2, 0]], "int32")
+    targets = np.take_along_axis(inputs["token_ids"], inputs["mask_positions"], axis=1)
+    weights = np.array([[1, 1], [1, 1], [1, 1], [1, 0]], "float32")
+    assert predict(model, inputs).shape == (BATCH, 2, 1024)
+    run_model_saving_test(model, inputs, tmp_path)
+    run_overfit_test(model, inputs, targets, sample_weight=weights, steps=60, max_loss=0.1,
+                     learning_rate=1e-2)
+
+
+def test_masked_lm_head_is_tied_to_the_token_table():
+    model = zoo.build("bert", task="masked_lm")
+    table = model.backbone.token_embedding.token_embedding.embeddings
+    assert sum(w is table for w in model.weights) == 1
+    assert not model.backbone.config.use_pooler  # as BertForMaskedLM
+    assert model.count_params() == model.backbone.count_params() + 32 * 32 + 32 + 2 * 32 + 1024
+
+
+@pytest.mark.parametrize(
+    "size,expected", [("base", 109_482_240), ("large", 335_141_888)]
+)
+def test_published_sizes_have_the_reference_parameter_counts(size, expected):
+    assert zoo.count_params("bert", size) == expected
+
+
+def test_without_pooler_base_matches_bert_model_without_pooling_layer():
+    assert zoo.count_params("bert", "base", use_pooler=False) == 109_482_240 - 768 * 768 - 768

@@ -1,0 +1,38 @@
+"""The base of every family's backbone: a functional `keras.Model` that carries its config."""
+
+import keras
+
+from zoo.config import from_dict, to_dict
+
+
+class Backbone(keras.Model):
+    """A family's network without a task head, built from its frozen `Config` dataclass.
+
+    Subclasses set `config_class`, build their layers and graph in `__init__(config, dtype)`
+    and call `super().__init__(inputs=..., outputs=..., config=config, dtype=dtype)`.
+    Outputs are a dict (`"sequence_output"`, and `"pooled_output"` where there is a pooler).
+
+    Saving stores the config dataclass, so `.keras` files rebuild the same architecture.
+    """
+
+    config_class = None
+
+    def __init__(self, *, inputs, outputs, config, dtype=None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        self.config = config
+
+    def get_config(self):
+        return {
+            "config": to_dict(self.config),
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        family_config = from_dict(cls.config_class, config.pop("config"))
+        if "dtype" in config and isinstance(config["dtype"], dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(family_config, **config)

@@ -1,0 +1,115 @@
+"""Task heads shared across families: sequence/image classification and token classification.
+
+Example:
+
+>>> import zoo
+>>> model = zoo.build("bert", task="classifier", num_classes=3)
+>>> type(model).__name__, model.backbone.config.num_layers
+('Classifier', 2)
+"""
+
+import keras
+from keras import ops
+
+from zoo.task import Task
+
+PACKAGE = "zoo"
+POOLINGS = ("pooled", "first_token", "last_token", "mean")
+
+
+def pool(outputs, inputs, pooling):
+    """One vector per example from a backbone's outputs.
+
+    `pooled`: the backbone's pooler (BERT, ViT); `first_token`: `[CLS]` or the class token;
+    `last_token`: the last real token, found from `padding_mask` (GPT); `mean`: the mean over
+    real tokens (sentence embeddings).
+    """
+    sequence = outputs["sequence_output"]
+    if pooling == "pooled":
+        if "pooled_output" not in outputs:
+            raise ValueError(
+                "pooling='pooled' needs a backbone with a pooler (use_pooler=True); use "
+                "'first_token' or 'mean' instead."
+            )
+        return outputs["pooled_output"]
+    if pooling == "first_token":
+        return sequence[:, 0]
+    mask = ops.cast(inputs["padding_mask"], sequence.dtype)
+    if pooling == "last_token":
+        last = ops.cast(ops.sum(mask, axis=1), "int32") - 1
+        return ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0]
+    if pooling == "mean":
+        total = ops.sum(sequence * mask[:, :, None], axis=1)
+        return total / ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
+    raise ValueError(f"Unknown pooling {pooling!r}. Choose one of {POOLINGS}.")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Classifier(Task):
+    """Sequence or image classification: pool the backbone's outputs, dropout, a dense layer.
+
+    Args:
+        backbone: any zoo backbone.
+        num_classes: number of labels.
+        pooling: see `pool`; BERT and ViT use `"pooled"` (their pooler) or `"first_token"`,
+            GPT `"last_token"`.
+        dropout: before the output layer.
+
+    Outputs logits `[batch, num_classes]`; `compile()` uses sparse categorical cross-entropy.
+    """
+
+    def __init__(self, backbone, num_classes, pooling="first_token", dropout=0.1, **kwargs):
+        inputs = backbone.input
+        pooled = pool(backbone(inputs), inputs, pooling)
+        pooled = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)(pooled)
+        logits = keras.layers.Dense(
+            num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy, name="logits",
+        )(pooled)
+        super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
+        self.num_classes, self.pooling, self.dropout = num_classes, pooling, dropout
+
+    def task_config(self):
+        return {"num_classes": self.num_classes, "pooling": self.pooling, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TokenClassifier(Task):
+    """A label per token (NER): dropout and a dense layer on every position.
+
+    Labels of `-100` (word pieces after the first, padding) are ignored by the default loss.
+
+    Outputs logits `[batch, length, num_classes]`.
+    """
+
+    IGNORE_LABEL = -100
+
+    def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
+        inputs = backbone.input
+        sequence = backbone(inputs)["sequence_output"]
+        sequence = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)(sequence)
+        logits = keras.layers.Dense(
+            num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy, name="logits",
+        )(sequence)
+        super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
+        self.num_classes, self.dropout = num_classes, dropout
+
+    def default_loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=self.IGNORE_LABEL
+        )
+
+    def task_config(self):
+        return {"num_classes": self.num_classes, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BiasAdd(keras.layers.Layer):
+    """A learned bias on the last axis (the output bias of a tied LM head)."""
+
+    def build(self, inputs_shape):
+        self.bias = self.add_weight(name="bias", shape=(inputs_shape[-1],), initializer="zeros")
+
+    def call(self, inputs):
+        return inputs + ops.cast(self.bias, inputs.dtype)

@@ -1,0 +1,57 @@
+"""The base of every task model: a backbone plus a head, with compile defaults."""
+
+import keras
+
+
+class Task(keras.Model):
+    """A functional `keras.Model` made of `backbone` and a head.
+
+    Subclasses build the graph in `__init__(backbone, ...)`, call
+    `super().__init__(inputs=..., outputs=..., backbone=backbone)`, and store their own
+    arguments for `get_config`. `preprocessor` (strings to inputs) is attached by the data
+    and pretrained-weights code; it is None otherwise.
+
+    `compile()` with no arguments picks the task's loss and metrics, AdamW, and
+    `jit_compile=True` (Keras' "auto" turns XLA off on CPU machines).
+    """
+
+    def __init__(self, *, inputs, outputs, backbone, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.backbone = backbone
+        self.preprocessor = None
+
+    def default_loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def default_metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", learning_rate=1e-3,
+                jit_compile=True, **kwargs):
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.01)
+        if loss == "auto":
+            loss = self.default_loss()
+        if metrics == "auto":  # weighted, so padding with sample_weight 0 is not counted
+            metrics = None
+            kwargs.setdefault("weighted_metrics", self.default_metrics())
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        jit_compile=jit_compile, **kwargs)
+
+    def task_config(self):
+        """The head's own arguments; subclasses return them."""
+        return {}
+
+    def get_config(self):
+        return {
+            "backbone": keras.layers.serialize(self.backbone),
+            "name": self.name,
+            "trainable": self.trainable,
+            **self.task_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
