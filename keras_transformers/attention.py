@@ -13,6 +13,7 @@ Example:
 import keras
 from keras import ops
 
+from keras_transformers.initializers import clone_initializer
 from keras_transformers.masks import merge_masks
 from keras_transformers.positions import RotaryEmbedding
 
@@ -151,8 +152,8 @@ class MultiHeadAttention(keras.layers.Layer):
             equation,
             output_shape=output_shape,
             bias_axes=bias_axes if self.use_bias else None,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name=name,
         )

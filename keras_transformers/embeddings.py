@@ -14,6 +14,7 @@ Example:
 import keras
 from keras import ops
 
+from keras_transformers.initializers import clone_initializer
 from keras_transformers.positions import PositionEmbedding, SinusoidalPositionEncoding
 
 PACKAGE = "keras_transformers"
@@ -61,7 +62,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.position_embedding = None
         if position == "learned":
             self.position_embedding = PositionEmbedding(
-                sequence_length, initializer=self.embeddings_initializer,
+                # A copy: one unseeded initializer shared by both tables would make the
+                # position table a scaled copy of the first rows of the token table.
+                sequence_length, initializer=clone_initializer(self.embeddings_initializer),
                 dtype=self.dtype_policy, name="position_embedding",
             )
         elif position == "sinusoidal":

@@ -9,6 +9,8 @@ Example:
 
 import keras
 
+from keras_transformers.initializers import clone_initializer
+
 PACKAGE = "keras_transformers"
 
 
@@ -70,8 +72,10 @@ class FeedForward(keras.layers.Layer):
 
     def _dense(self, units, name):
         return keras.layers.Dense(
-            units, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer, dtype=self.dtype_policy, name=name,
+            units, use_bias=self.use_bias,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy, name=name,
         )
 
     def build(self, inputs_shape):

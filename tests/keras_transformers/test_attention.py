@@ -202,3 +202,11 @@ def test_cache_of_the_wrong_layout_is_an_error():
     layer = MultiHeadAttention(4, num_kv_heads=2)
     with pytest.raises(ValueError, match=r"expected \[batch, 2, max_length, 2, 4\]"):
         layer(random_inputs(1, 1, 16), cache=np.zeros((1, 2, 6, 4, 4), "float32"), cache_index=0)
+
+
+def test_query_key_and_value_projections_start_different():
+    layer = MultiHeadAttention(4, kernel_initializer="glorot_uniform")
+    layer(random_inputs(1, 2, 16))
+    kernels = [as_numpy(d.kernel) for d in (layer.query_dense, layer.key_dense, layer.value_dense)]
+    assert not np.allclose(kernels[0], kernels[1])
+    assert not np.allclose(kernels[1], kernels[2])
