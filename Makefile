@@ -25,7 +25,7 @@ test-tf: install
 	$(BIN)/pytest -q
 
 test-jax: install
-	KERAS_BACKEND=jax $(BIN)/pytest -q tests/keras_transformers keras_transformers
+	KERAS_BACKEND=jax $(BIN)/pytest -q tests/keras_transformers tests/zoo keras_transformers zoo
 
 test: lint test-tf test-jax
 

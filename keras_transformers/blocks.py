@@ -50,8 +50,10 @@ class TransformerBlock(keras.layers.Layer):
         norm_first: pre-norm (GPT-2, T5, ViT, Llama) when True, post-norm (BERT) when False.
         norm: `"layer_norm"` or `"rms_norm"`.
         epsilon: of the norms.
-        dropout: on each sublayer's output and in the feed-forward network.
+        dropout: on each sublayer's output, before the residual sum.
         attention_dropout: on the attention probabilities.
+        feedforward_dropout: inside the feed-forward network, after the activation (T5 has
+            it; BERT, GPT-2 and ViT do not).
         use_bias: biases in projections and norms.
         num_kv_heads: key/value heads (grouped-query attention).
         head_dim: width of a head; `hidden_dim // num_heads` when None.
@@ -63,8 +65,8 @@ class TransformerBlock(keras.layers.Layer):
 
     def __init__(self, num_heads, intermediate_dim, activation="gelu", norm_first=False,
                  norm="layer_norm", epsilon=1e-5, dropout=0.0, attention_dropout=0.0,
-                 use_bias=True, num_kv_heads=None, head_dim=None, attention_scale=None,
-                 use_rotary=False, rotary_max_wavelength=10000,
+                 feedforward_dropout=0.0, use_bias=True, num_kv_heads=None, head_dim=None,
+                 attention_scale=None, use_rotary=False, rotary_max_wavelength=10000,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         if norm not in NORMS:
@@ -77,6 +79,7 @@ class TransformerBlock(keras.layers.Layer):
         self.epsilon = epsilon
         self.dropout = dropout
         self.attention_dropout = attention_dropout
+        self.feedforward_dropout = feedforward_dropout
         self.use_bias = use_bias
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
@@ -100,7 +103,7 @@ class TransformerBlock(keras.layers.Layer):
     def make_feedforward(self):
         return FeedForward(
             self.intermediate_dim, activation=self.activation, use_bias=self.use_bias,
-            dropout=self.dropout, kernel_initializer=self.kernel_initializer,
+            dropout=self.feedforward_dropout, kernel_initializer=self.kernel_initializer,
             dtype=self.dtype_policy, name="feedforward",
         )
 
@@ -124,6 +127,7 @@ class TransformerBlock(keras.layers.Layer):
             "epsilon": self.epsilon,
             "dropout": self.dropout,
             "attention_dropout": self.attention_dropout,
+            "feedforward_dropout": self.feedforward_dropout,
             "use_bias": self.use_bias,
             "num_kv_heads": self.num_kv_heads,
             "head_dim": self.head_dim,

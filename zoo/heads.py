@@ -34,6 +34,10 @@ def pool(outputs, inputs, pooling):
         return outputs["pooled_output"]
     if pooling == "first_token":
         return sequence[:, 0]
+    if not isinstance(inputs, dict) or "padding_mask" not in inputs:  # images: all real
+        if pooling == "mean":
+            return ops.mean(sequence, axis=1)
+        raise ValueError(f"pooling={pooling!r} needs a `padding_mask` input; use 'mean'.")
     mask = ops.cast(inputs["padding_mask"], sequence.dtype)
     if pooling == "last_token":
         last = ops.cast(ops.sum(mask, axis=1), "int32") - 1

@@ -107,7 +107,8 @@ def test_unknown_norm_lists_the_choices():
 
 def test_encoder_block_layer_test(tmp_path):
     run_layer_test(
-        lambda **kw: EncoderBlock(4, 32, dropout=0.1, attention_dropout=0.1, **kw),
+        lambda **kw: EncoderBlock(4, 32, dropout=0.1, attention_dropout=0.1,
+                                  feedforward_dropout=0.1, **kw),
         {"inputs": random_inputs(2, 5, 16), "padding_mask": np.ones((2, 5), bool)},
         expected_shape=(2, 5, 16),
         tmp_path=tmp_path,
