@@ -102,8 +102,8 @@ class PositionEmbedding(keras.layers.Layer):
                     f"for positions {start_index}..{start_index + length - 1}. Truncate the "
                     f"input or build the layer with a larger `sequence_length`."
                 )
-        table = ops.convert_to_tensor(self.embeddings)
-        positions = ops.slice(table, (start_index, 0), (length, shape[-1]))
+        indices = ops.arange(length, dtype="int32") + ops.cast(start_index, "int32")
+        positions = ops.take(self.embeddings, indices, axis=0)
         return ops.broadcast_to(ops.cast(positions, self.compute_dtype), shape)
 
     def get_config(self):

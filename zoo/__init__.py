@@ -14,7 +14,7 @@ import inspect
 
 import keras
 
-from zoo.config import preset
+from zoo.config import field_names, preset
 from zoo.registry import FAMILIES, family
 
 
@@ -52,16 +52,19 @@ def build(name, size="tiny", task=None, dtype=None, **overrides):
         size: a preset from `sizes(name)`.
         task: None, or a task from `tasks(name)`.
         dtype: a dtype policy, e.g. `"mixed_bfloat16"`.
-        **overrides: config fields (`num_layers=6`) and task arguments (`num_classes=3`).
+        **overrides: config fields (`num_layers=6`) and task arguments (`num_classes=3`);
+            a name that is both (`dropout`) sets both.
 
     Unknown names, sizes, tasks and fields are `ValueError`s listing the valid ones.
     """
     spec = family(name)
     task_fn = _task(name, task) if task is not None else None
     task_kwargs = {}
-    if task_fn is not None:
+    if task_fn is not None:  # a name both kinds take (`dropout`) goes to both
         accepted = task_arguments(name, task)
-        task_kwargs = {k: overrides.pop(k) for k in list(overrides) if k in accepted}
+        task_kwargs = {k: v for k, v in overrides.items() if k in accepted}
+        fields = field_names(spec.config_class)
+        overrides = {k: v for k, v in overrides.items() if k not in accepted or k in fields}
     overrides = {**spec.task_defaults.get(task, {}), **overrides}
     try:
         family_config = config(name, size, **overrides)

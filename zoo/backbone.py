@@ -20,13 +20,15 @@ class Backbone(keras.Model):
     def __init__(self, *, inputs, outputs, config, dtype=None, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
         self.config = config
+        # The functional model reports float32 as its own policy; its layers hold `dtype`.
+        self.build_dtype = keras.dtype_policies.get(dtype) if dtype else self.dtype_policy
 
     def get_config(self):
         return {
             "config": to_dict(self.config),
             "name": self.name,
             "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "dtype": keras.dtype_policies.serialize(self.build_dtype),
         }
 
     @classmethod

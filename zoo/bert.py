@@ -129,7 +129,7 @@ class BertMaskedLM(Task):
 
     def __init__(self, backbone, **kwargs):
         c = backbone.config
-        dtype = backbone.dtype_policy
+        dtype = backbone.build_dtype
         inputs = {**backbone.input,
                   "mask_positions": keras.Input((None,), dtype="int32", name="mask_positions")}
         sequence = backbone({k: inputs[k] for k in backbone.input})["sequence_output"]

@@ -65,10 +65,10 @@ class Classifier(Task):
     def __init__(self, backbone, num_classes, pooling="first_token", dropout=0.1, **kwargs):
         inputs = backbone.input
         pooled = pool(backbone(inputs), inputs, pooling)
-        pooled = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)(pooled)
+        pooled = keras.layers.Dropout(dropout, dtype=backbone.build_dtype)(pooled)
         logits = keras.layers.Dense(
             num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy, name="logits",
+            dtype=backbone.build_dtype, name="logits",
         )(pooled)
         super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
         self.num_classes, self.pooling, self.dropout = num_classes, pooling, dropout
@@ -91,10 +91,10 @@ class TokenClassifier(Task):
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         inputs = backbone.input
         sequence = backbone(inputs)["sequence_output"]
-        sequence = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy)(sequence)
+        sequence = keras.layers.Dropout(dropout, dtype=backbone.build_dtype)(sequence)
         logits = keras.layers.Dense(
             num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy, name="logits",
+            dtype=backbone.build_dtype, name="logits",
         )(sequence)
         super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
         self.num_classes, self.dropout = num_classes, dropout
