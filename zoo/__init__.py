@@ -14,6 +14,7 @@ import inspect
 
 import keras
 
+from zoo.checkpoints import CheckpointError, from_pretrained, save_pretrained
 from zoo.config import field_names, preset
 from zoo.registry import FAMILIES, family
 
@@ -90,4 +91,15 @@ def _task(name, task):
     return available[task]
 
 
-__all__ = ["build", "config", "count_params", "names", "sizes", "task_arguments", "tasks"]
+__all__ = [
+    "CheckpointError",
+    "build",
+    "config",
+    "count_params",
+    "from_pretrained",
+    "names",
+    "save_pretrained",
+    "sizes",
+    "task_arguments",
+    "tasks",
+]

@@ -1,0 +1,136 @@
+"""BERT checkpoints in Hugging Face's layout: `BertModel` and its task heads.
+
+Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
+"""
+
+from zoo.checkpoints import CheckpointError, linear, same, vector
+
+FAMILY_NAME = "bert"
+BASE_SIZE = "base"
+PREFIX = "bert."  # the backbone's tensors inside a task checkpoint
+# architecture -> (zoo task, has a pooler)
+ARCHITECTURES = {
+    "BertModel": (None, True),
+    "BertForSequenceClassification": ("classifier", True),
+    "BertForTokenClassification": ("token_classifier", False),
+    "BertForMaskedLM": ("masked_lm", False),
+}
+TASK_ARCHITECTURES = {task: name for name, (task, _) in ARCHITECTURES.items()}
+
+
+def from_hf_config(hf):
+    architecture = (hf.get("architectures") or ["BertModel"])[0]
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(
+            f"BERT architecture {architecture!r} is not supported. Supported: "
+            f"{sorted(ARCHITECTURES)}."
+        )
+    if hf.get("hidden_act", "gelu") != "gelu":
+        raise CheckpointError(f"hidden_act {hf['hidden_act']!r} is not supported; BERT uses gelu.")
+    task, has_pooler = ARCHITECTURES[architecture]
+    fields = {
+        "vocabulary_size": hf["vocab_size"],
+        "num_layers": hf["num_hidden_layers"],
+        "num_heads": hf["num_attention_heads"],
+        "hidden_dim": hf["hidden_size"],
+        "intermediate_dim": hf["intermediate_size"],
+        "max_sequence_length": hf["max_position_embeddings"],
+        "num_segments": hf["type_vocab_size"],
+        "dropout": hf.get("hidden_dropout_prob", 0.1),
+        "layer_norm_epsilon": hf.get("layer_norm_eps", 1e-12),
+        "use_pooler": has_pooler,
+    }
+    task_arguments = {}
+    if task in ("classifier", "token_classifier"):
+        task_arguments["num_classes"] = len(hf.get("id2label") or {0: 0, 1: 1})
+    return fields, task, task_arguments
+
+
+def to_hf_config(model):
+    backbone = getattr(model, "backbone", model)
+    c = backbone.config
+    task = None if backbone is model else _task_name(model)
+    config = {
+        "architectures": [TASK_ARCHITECTURES[task]],
+        "model_type": "bert",
+        "vocab_size": c.vocabulary_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "hidden_size": c.hidden_dim,
+        "intermediate_size": c.intermediate_dim,
+        "max_position_embeddings": c.max_sequence_length,
+        "type_vocab_size": c.num_segments,
+        "hidden_dropout_prob": c.dropout,
+        "attention_probs_dropout_prob": c.dropout,
+        "layer_norm_eps": c.layer_norm_epsilon,
+        "hidden_act": "gelu",
+        "pad_token_id": 0,
+    }
+    if task in ("classifier", "token_classifier"):
+        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_classes)}
+        config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_classes)}
+    return config
+
+
+def backbone_tensors(backbone, prefix=""):
+    embedding = backbone.token_embedding
+    specs = [
+        same(f"{prefix}embeddings.word_embeddings.weight", embedding.token_embedding.embeddings),
+        same(f"{prefix}embeddings.position_embeddings.weight",
+             embedding.position_embedding.embeddings),
+        same(f"{prefix}embeddings.token_type_embeddings.weight",
+             backbone.segment_embedding.embeddings),
+        *norm(f"{prefix}embeddings.LayerNorm", backbone.embeddings_norm),
+    ]
+    for i, block in enumerate(backbone.transformer_layers):
+        name = f"{prefix}encoder.layer.{i}"
+        attention = block.attention
+        for part, dense in (("query", attention.query_dense), ("key", attention.key_dense),
+                            ("value", attention.value_dense)):
+            specs += dense_layer(f"{name}.attention.self.{part}", dense, merge="out")
+        specs += dense_layer(f"{name}.attention.output.dense", attention.output_dense, merge="in")
+        specs += norm(f"{name}.attention.output.LayerNorm", block.attention_norm)
+        specs += dense_layer(f"{name}.intermediate.dense",
+                             block.feedforward.intermediate_dense)
+        specs += dense_layer(f"{name}.output.dense", block.feedforward.output_dense)
+        specs += norm(f"{name}.output.LayerNorm", block.feedforward_norm)
+    if backbone.pooler is not None:
+        specs += dense_layer(f"{prefix}pooler.dense", backbone.pooler)
+    return specs
+
+
+def head_tensors(model):
+    task = _task_name(model)
+    if task in ("classifier", "token_classifier"):
+        return dense_layer("classifier", model.get_layer("logits"))
+    if task == "masked_lm":
+        return [
+            *dense_layer("cls.predictions.transform.dense", model.get_layer("mlm_dense")),
+            *norm("cls.predictions.transform.LayerNorm", model.get_layer("mlm_norm")),
+            vector("cls.predictions.bias", model.get_layer("mlm_bias").bias),
+        ]
+    raise CheckpointError(f"No BERT checkpoint layout for task {task!r}.")
+
+
+def dense_layer(name, dense, merge="out"):
+    """A torch `Linear` (`weight`, `bias`) into a Keras `Dense` or `EinsumDense`."""
+    specs = [linear(f"{name}.weight", dense.kernel, merge=merge)]
+    if dense.bias is not None:
+        specs.append(vector(f"{name}.bias", dense.bias))
+    return specs
+
+
+def norm(name, layer):
+    """A torch `LayerNorm` (`weight`, `bias`) into a Keras `LayerNormalization`."""
+    return [vector(f"{name}.weight", layer.gamma), vector(f"{name}.bias", layer.beta)]
+
+
+def _task_name(model):
+    from zoo.bert import BertMaskedLM
+    from zoo.heads import Classifier, TokenClassifier
+
+    for cls, task in ((BertMaskedLM, "masked_lm"), (TokenClassifier, "token_classifier"),
+                      (Classifier, "classifier")):
+        if isinstance(model, cls):
+            return task
+    raise CheckpointError(f"No BERT checkpoint layout for {type(model).__name__}.")
