@@ -31,6 +31,8 @@ import numpy as np
 # config.json "model_type" -> family module describing its checkpoints.
 HF_FAMILIES = {"bert": "zoo.hf_bert"}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# Index buffers older transformers versions saved beside the weights; nothing to load.
+BUFFER_SUFFIXES = ("position_ids",)
 
 
 class CheckpointError(ValueError):
@@ -125,6 +127,7 @@ def read_folder(path):
             raise CheckpointError(
                 f"{file} cannot be read ({error}); it is truncated or corrupt: download it again."
             ) from None
+    tensors = {k: v for k, v in tensors.items() if not k.endswith(BUFFER_SUFFIXES)}
     return config, tensors
 
 
@@ -166,8 +169,8 @@ def from_pretrained(path, task=None, **overrides):
         path: a Hugging Face folder (`config.json` + `model.safetensors`) or a `.gguf` file.
         task: the zoo task to build. None builds what the checkpoint's architecture is
             (`BertModel` -> the backbone, `BertForSequenceClassification` -> `classifier`);
-            another task loads the backbone's weights and starts the new head from scratch
-            (fine-tuning a pretrained encoder).
+            `"backbone"` the backbone alone; another task loads the backbone's weights and
+            starts the new head from scratch (fine-tuning a pretrained encoder).
         **overrides: config fields and task arguments, as in `zoo.build` (`dropout=0.0`,
             `num_classes=5`).
 
@@ -192,7 +195,10 @@ def from_pretrained(path, task=None, **overrides):
     hf_config, tensors = read_folder(path)
     hf = family_module(hf_config.get("model_type"))
     fields, checkpoint_task, task_arguments = hf.from_hf_config(hf_config)
-    task = checkpoint_task if task is None else task
+    if task == "backbone":
+        task = None
+    elif task is None:
+        task = checkpoint_task
     if task == checkpoint_task:
         fields = {**fields, **task_arguments}
     model = zoo.build(hf.FAMILY_NAME, size=hf.BASE_SIZE, task=task, **{**fields, **overrides})
