@@ -29,7 +29,13 @@ from pathlib import Path
 import numpy as np
 
 # config.json "model_type" -> family module describing its checkpoints.
-HF_FAMILIES = {"bert": "zoo.hf_bert"}
+HF_FAMILIES = {
+    "bert": "zoo.hf_bert",
+    "gpt2": "zoo.hf_gpt",
+    "llama": "zoo.hf_gpt",
+    "t5": "zoo.hf_t5",
+    "vit": "zoo.hf_vit",
+}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # Index buffers older transformers versions saved beside the weights; nothing to load.
 BUFFER_SUFFIXES = ("position_ids",)
@@ -52,6 +58,7 @@ class Tensor:
     to_keras: object
     to_hf: object
     optional: bool = field(default=False)  # absent in some checkpoints (a tied LM head)
+    alias: bool = field(default=False)  # a copy of another tensor: read, never written
 
 
 def same(name, variable, hf_shape=None):
@@ -80,6 +87,26 @@ def vector(name, variable):
     """A bias or norm scale, reshaped to the variable (attention biases are `[heads, dim]`)."""
     return Tensor(name, [variable], lambda a: [a.reshape(variable.shape)],
                   lambda arrays: arrays[0].reshape(-1))
+
+
+def conv(name, variable):
+    """A torch `Conv2d` weight `[out, in, kh, kw]` into a Keras `Conv2D` kernel
+    `[kh, kw, in, out]`."""
+    return Tensor(name, [variable], lambda a: [a.transpose(2, 3, 1, 0)],
+                  lambda arrays: arrays[0].transpose(3, 2, 0, 1))
+
+
+def dense_layer(name, dense, merge="out"):
+    """A torch `Linear` (`weight`, `bias`) into a Keras `Dense` or `EinsumDense`."""
+    specs = [linear(f"{name}.weight", dense.kernel, merge=merge)]
+    if dense.bias is not None:
+        specs.append(vector(f"{name}.bias", dense.bias))
+    return specs
+
+
+def norm(name, layer):
+    """A torch `LayerNorm` (`weight`, `bias`) into a Keras `LayerNormalization`."""
+    return [vector(f"{name}.weight", layer.gamma), vector(f"{name}.bias", layer.beta)]
 
 
 def family_module(model_type):
@@ -132,7 +159,9 @@ def read_folder(path):
 
 
 def assign(tensors, specs, source):
-    """Fill the model's variables from `tensors`; every tensor used, every variable filled."""
+    """Fill the variables of `specs` from `tensors`: every tensor used, every non-optional
+    spec found, every shape as the model needs it (in the checkpoint's own layout, before any
+    reshape, so a transposed weight of the right size is caught too)."""
     unused = set(tensors)
     missing, misshapen = [], []
     for spec in specs:
@@ -141,20 +170,21 @@ def assign(tensors, specs, source):
                 missing.append(spec.name)
             continue
         unused.discard(spec.name)
-        arrays = spec.to_keras(np.asarray(tensors[spec.name], dtype="float32"))
-        for variable, array in zip(spec.variables, arrays, strict=True):
-            if tuple(array.shape) != tuple(variable.shape):
-                misshapen.append(f"{spec.name}: {tuple(array.shape)} for {variable.path} "
-                                 f"{tuple(variable.shape)}")
-                continue
-            variable.assign(array)
+        array = np.asarray(tensors[spec.name], dtype="float32")
+        expected = spec.to_hf([np.asarray(keras_value(v)) for v in spec.variables]).shape
+        if tuple(array.shape) != tuple(expected):
+            misshapen.append(f"{spec.name} has shape {tuple(array.shape)}, the model needs "
+                             f"{tuple(expected)}")
+            continue
+        for variable, value in zip(spec.variables, spec.to_keras(array), strict=True):
+            variable.assign(value)
     problems = []
     if missing:
         problems.append(f"missing tensors {missing}")
     if unused:
         problems.append(f"unexpected tensors {sorted(unused)}")
     if misshapen:
-        problems.append(f"tensors of the wrong shape {misshapen}")
+        problems.append(f"tensors of the wrong shape: {'; '.join(misshapen)}")
     if problems:
         raise CheckpointError(
             f"{source} does not fit the model its config describes: " + "; ".join(problems)
@@ -206,10 +236,13 @@ def from_pretrained(path, task=None, **overrides):
 
     prefix = hf.PREFIX if any(name.startswith(hf.PREFIX) for name in tensors) else ""
     specs = hf.backbone_tensors(backbone, prefix)
-    if task is not None and task == checkpoint_task:
-        specs += hf.head_tensors(model)
-    elif prefix:  # another head than the checkpoint's: its head tensors are not wanted
-        tensors = {k: v for k, v in tensors.items() if k.startswith(prefix)}
+    if task == checkpoint_task:
+        if task is not None:
+            specs += hf.head_tensors(model)
+    else:  # another head than the checkpoint's (or none): its head tensors are not wanted
+        wanted = {spec.name for spec in specs}
+        tensors = {k: v for k, v in tensors.items()
+                   if k in wanted or (prefix and k.startswith(prefix))}
     assign(tensors, specs, path)
     return model
 
@@ -233,6 +266,8 @@ def save_pretrained(model, path, overwrite=False):
         specs = hf.backbone_tensors(backbone, hf.PREFIX) + hf.head_tensors(model)
     tensors = {}
     for spec in specs:
+        if spec.alias:
+            continue
         arrays = [np.asarray(keras_value(v), dtype="float32") for v in spec.variables]
         tensors[spec.name] = np.ascontiguousarray(spec.to_hf(arrays))
 

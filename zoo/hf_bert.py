@@ -3,7 +3,7 @@
 Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
 """
 
-from zoo.checkpoints import CheckpointError, linear, same, vector
+from zoo.checkpoints import CheckpointError, dense_layer, norm, same, vector
 
 FAMILY_NAME = "bert"
 BASE_SIZE = "base"
@@ -110,19 +110,6 @@ def head_tensors(model):
             vector("cls.predictions.bias", model.get_layer("mlm_bias").bias),
         ]
     raise CheckpointError(f"No BERT checkpoint layout for task {task!r}.")
-
-
-def dense_layer(name, dense, merge="out"):
-    """A torch `Linear` (`weight`, `bias`) into a Keras `Dense` or `EinsumDense`."""
-    specs = [linear(f"{name}.weight", dense.kernel, merge=merge)]
-    if dense.bias is not None:
-        specs.append(vector(f"{name}.bias", dense.bias))
-    return specs
-
-
-def norm(name, layer):
-    """A torch `LayerNorm` (`weight`, `bias`) into a Keras `LayerNormalization`."""
-    return [vector(f"{name}.weight", layer.gamma), vector(f"{name}.bias", layer.beta)]
 
 
 def _task_name(model):
