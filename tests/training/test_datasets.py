@@ -1,0 +1,248 @@
+"""training.datasets: the offline builders give their true sizes and features through TFDS, the
+standard names go through tfds.load (mocked here), and bad input says what to do.
+
+The sizes are those of the project's machine image (Debian 12: fortunes 1:1.99.1-7.3, the
+gettext catalogs of its packages); the first run prepares the datasets under $KT_DATA (Fashion-
+MNIST takes about 12 s), later runs read them.
+"""
+
+import gzip
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from training import datasets
+from training.builders import fashion_mnist_local, fortunes
+from training.builders._local import in_test_split
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FORTUNES = Path("/usr/share/games/fortunes")
+
+
+def split_sizes(name, **kwargs):
+    splits = datasets.info(name, **kwargs).splits
+    return {split: value.num_examples for split, value in splits.items()}
+
+
+def feature_specs(dataset):
+    return {key: (spec.dtype, tuple(spec.shape)) for key, spec in dataset.element_spec.items()}
+
+
+def columns(name, split):
+    """Every feature of a split as one numpy array (strings decoded), read in one pass."""
+    batches = list(datasets.load(name, split).batch(8192).as_numpy_iterator())
+    arrays = {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+    return {key: np.array([v.decode() for v in values]) if values.dtype == object else values
+            for key, values in arrays.items()}
+
+
+def test_names_lists_offline_builders_and_standard_tfds_names():
+    assert datasets.names(offline=True) == [
+        "botchan/chapters", "botchan/lines", "conll_sample", "digits", "fashion_mnist_local",
+        "fortunes", "gettext_translations/de", "gettext_translations/es"]
+    assert datasets.names(offline=False) == [
+        "cifar10", "conll2003", "fashion_mnist", "glue/sst2", "imdb_reviews", "mnist",
+        "ted_hrlr_translate/pt_to_en", "tiny_shakespeare", "wmt14_translate/de-en"]
+    assert datasets.names() == sorted(datasets.names(True) + datasets.names(False))
+
+
+@pytest.mark.slow  # the first run prepares 70,000 images: about 12 s on 2 cores
+def test_fashion_mnist_local_is_debians_60000_and_10000_images_with_tfds_features():
+    assert split_sizes("fashion_mnist_local") == {"train": 60_000, "test": 10_000}
+    info = datasets.info("fashion_mnist_local")
+    assert info.features["label"].names == list(fashion_mnist_local.CLASS_NAMES)
+    assert info.supervised_keys == ("image", "label")
+    tfds_features = tfds.builder("fashion_mnist").info.features  # TFDS' own fashion_mnist
+    assert info.features.to_json_content() == tfds_features.to_json_content()
+
+    train = datasets.load("fashion_mnist_local", "train")
+    assert feature_specs(train) == {"image": (tf.uint8, (28, 28, 1)), "label": (tf.int64, ())}
+    assert int(train.cardinality()) == 60_000
+
+    # The test images decode to Debian's pixels (TFDS shuffles them: compare sorted sums).
+    test = columns("fashion_mnist_local", "test")
+    assert test["image"].shape == (10_000, 28, 28, 1)
+    assert np.bincount(test["label"]).tolist() == [1000] * 10
+    expected = fashion_mnist_local.read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz", 2051)
+    np.testing.assert_array_equal(np.sort(test["image"].reshape(10_000, -1).sum(1)),
+                                  np.sort(expected.reshape(10_000, -1).sum(1, dtype=np.int64)))
+
+
+def test_fortunes_has_15217_entries_in_43_topics_as_debians_index_counts_them():
+    sizes = split_sizes("fortunes")
+    assert sizes == {"train": 13_668, "test": 1_549}
+    # strfile's .dat index of each topic file holds its entry count (big-endian, 2nd word).
+    indexed = sum(struct.unpack(">5I", (FORTUNES / f"{topic}.dat").read_bytes()[:20])[1]
+                  for topic in fortunes.TOPICS)
+    assert sum(sizes.values()) == indexed == 15_217
+
+    both = datasets.load("fortunes", "train+test")
+    assert int(both.cardinality()) == 15_217  # the whole corpus, e.g. for language modelling
+    assert feature_specs(both) == {"text": (tf.string, ()), "label": (tf.int64, ())}
+    info = datasets.info("fortunes")
+    assert info.features["label"].names == list(fortunes.TOPICS) and len(fortunes.TOPICS) == 43
+    assert info.supervised_keys == ("text", "label")
+
+    train, test = columns("fortunes", "train"), columns("fortunes", "test")
+    labels = np.concatenate([train["label"], test["label"]])
+    counts = dict(zip(fortunes.TOPICS, np.bincount(labels, minlength=43).tolist(), strict=True))
+    assert {t: counts[t] for t in ("people", "computers", "science", "food", "sports")} == {
+        "people": 1251, "computers": 1051, "science": 625, "food": 198, "sports": 147}
+    # The hash split keeps a text that appears in two topics in one split.
+    assert not set(train["text"]) & set(test["text"])
+
+
+def test_botchan_is_the_novel_by_lines_or_chapters_with_the_last_chapter_as_test():
+    assert split_sizes("botchan/lines") == {"train": 3_500, "test": 479}
+    assert split_sizes("botchan/chapters") == {"train": 11, "test": 1}
+    assert split_sizes("botchan") == split_sizes("botchan/lines")  # the default config
+    lines = datasets.load("botchan/lines", "train")
+    assert feature_specs(lines) == {"text": (tf.string, ())}
+    assert "CHAPTER I" in set(columns("botchan/lines", "train")["text"])
+    (chapter,) = columns("botchan/chapters", "test")["text"]
+    assert chapter.startswith("CHAPTER XI.\n") and len(chapter.split("\n")) == 479
+    assert "Gutenberg" not in chapter  # the license after the novel is left out
+
+
+@pytest.mark.parametrize("language, sizes", [
+    ("de", {"train": 48_907, "test": 5_600}),  # 54,507 pairs from 85 of 86 catalogs
+    ("es", {"train": 42_766, "test": 4_830}),  # 47,596 pairs from 85 catalogs
+])
+def test_gettext_translations_are_english_to_target_pairs(language, sizes):
+    name = f"gettext_translations/{language}"
+    assert split_sizes(name) == sizes
+    train = datasets.load(name, "train")
+    assert feature_specs(train) == {"en": (tf.string, ()), language: (tf.string, ())}
+    source, target = next(iter(datasets.load(name, "test", as_supervised=True)))
+    assert source.dtype == target.dtype == tf.string
+
+
+def test_gettext_keeps_every_translation_of_a_string_in_one_split():
+    test = columns("gettext_translations/de", "test")
+    assert sorted(test["de"][test["en"] == "Segmentation fault"]) == [  # libc, bash, ...
+        "Adressierungsdefekt", "Adressierungsfehler", "Segmentierungsverletzung",
+        "Speicherzugriffsfehler"]
+    assert all(in_test_split(english) for english in test["en"])
+    train = columns("gettext_translations/de", "train[:5000]")
+    assert not any(in_test_split(english) for english in train["en"])
+
+
+def test_conll_sample_has_43_sentences_with_conll2003_features():
+    assert split_sizes("conll_sample") == {"train": 27, "dev": 8, "test": 8}
+    info = datasets.info("conll_sample")
+    real = tfds.builder("conll2003").info
+    assert info.features.to_json_content() == real.features.to_json_content()
+    assert info.supervised_keys == real.supervised_keys
+
+    sentences = [example for split in ("train", "dev", "test")
+                 for example in datasets.load("conll_sample", split).as_numpy_iterator()]
+    assert len(sentences) == 43
+    assert all(len(s["tokens"]) == len(s["pos"]) == len(s["chunks"]) == len(s["ner"])
+               for s in sentences)
+    assert sum(len(s["tokens"]) for s in sentences) == 474
+    names = info.features["ner"].feature.names
+    tags = np.concatenate([s["ner"] for s in sentences])
+    entities = {names[i]: int(n) for i, n in enumerate(np.bincount(tags)) if names[i][0] == "B"}
+    assert entities == {"B-PER": 15, "B-ORG": 25, "B-LOC": 26, "B-MISC": 10}
+
+
+def test_digits_are_scikit_learns_1797_images():
+    try:
+        sizes = split_sizes("digits")
+    except FileNotFoundError as error:
+        pytest.skip(f"scikit-learn is not installed: {error}")
+    assert sizes == {"train": 1_437, "test": 360}
+    test = datasets.load("digits", "test")
+    assert feature_specs(test) == {"image": (tf.uint8, (8, 8, 1)), "label": (tf.int64, ())}
+    assert columns("digits", "test")["image"].max() == 16
+
+
+def test_project_builders_are_plain_tfds_datasets():
+    dataset = tfds.load("conll_sample", split="test", data_dir=datasets.default_data_dir())
+    assert int(dataset.cardinality()) == 8
+    assert isinstance(tfds.builder("fortunes"), tfds.core.GeneratorBasedBuilder)
+
+
+@pytest.mark.parametrize("name, features", [
+    ("mnist", {"image": (tf.uint8, (28, 28, 1)), "label": (tf.int64, ())}),
+    ("imdb_reviews", {"text": (tf.string, ()), "label": (tf.int64, ())}),
+    ("glue/sst2", {"sentence": (tf.string, ()), "label": (tf.int64, ()), "idx": (tf.int32, ())}),
+    ("conll2003", {"tokens": (tf.string, (None,)), "pos": (tf.int64, (None,)),
+                   "chunks": (tf.int64, (None,)), "ner": (tf.int64, (None,))}),
+    ("ted_hrlr_translate/pt_to_en", {"pt": (tf.string, ()), "en": (tf.string, ())}),
+])
+def test_standard_names_go_through_tfds_load(name, features):
+    with tfds.testing.mock_data(num_examples=3):
+        dataset = datasets.load(name, "train", download=True)
+        assert feature_specs(dataset) == features
+        assert len(list(dataset)) == 3
+
+
+def test_standard_name_offline_fails_at_once_naming_the_local_stand_in(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match=r"load\('fashion_mnist_local', \.\.\.\)"):
+        datasets.load("fashion_mnist", "train", data_dir=tmp_path, download=False)
+    monkeypatch.setattr(datasets, "_online", lambda: False)  # as on a machine with no network
+    with pytest.raises(FileNotFoundError, match=r"conll_sample.*make data"):
+        datasets.load("conll2003", "train", data_dir=tmp_path)
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown dataset 'fortune'\. Known datasets: .*"
+                                         r"fashion_mnist_local, fortunes, .*mnist"):
+        datasets.load("fortune", "train")
+
+
+@pytest.mark.parametrize("split", ["validation", "train[:10%]+dev", ["train", "valid"]])
+def test_unknown_split_lists_the_splits(split):
+    with pytest.raises(ValueError, match=r"fortunes has no split '(validation|dev|valid)': "
+                                         r"its splits are test, train"):
+        datasets.load("fortunes", split)
+
+
+def test_source_is_for_project_builders_only():
+    with pytest.raises(ValueError, match=r"source= reads the files of the project's builders"):
+        datasets.load("mnist", "train", source="/tmp")
+
+
+def test_slices_and_sums_of_splits_pass():
+    assert int(datasets.load("conll_sample", "train[:10]+test").cardinality()) == 18
+
+
+@pytest.mark.parametrize("name, missing", [
+    ("fashion_mnist_local", "train-images-idx3-ubyte.gz"),
+    ("fortunes", "art"),
+    ("conll_sample", "conll_sample.txt"),
+    ("gettext_translations/es", "es/LC_MESSAGES"),
+])
+def test_missing_source_files_name_the_path(tmp_path, name, missing):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=re.escape(str(empty / missing))):
+        datasets.load(name, "train", data_dir=tmp_path / "tfds", source=empty)
+
+
+def test_missing_kt_data_names_the_path_and_make_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("KT_DATA", str(tmp_path))
+    expected = tmp_path / "sentencepiece" / "botchan.txt"
+    message = re.escape(str(expected)) + " does not exist.*`make data`"
+    with pytest.raises(FileNotFoundError, match=message):
+        datasets.load("botchan", "train")
+    assert not (tmp_path / "tensorflow_datasets" / "botchan" / "lines" / "1.0.0").exists()
+
+
+def test_fashion_mnist_local_names_debians_package_when_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"make data.*dataset-fashion-mnist"):
+        datasets.info("fashion_mnist_local", data_dir=tmp_path, source=tmp_path)
+
+
+def test_idx_reader_rejects_a_file_of_another_kind(tmp_path):
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(struct.pack(">II", 2049, 2) + bytes([3, 4])))
+    assert fashion_mnist_local.read_idx(path, 2049).tolist() == [3, 4]
+    with pytest.raises(ValueError, match="not an idx file of 3 dimensions"):
+        fashion_mnist_local.read_idx(path, 2051)

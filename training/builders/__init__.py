@@ -1,0 +1,18 @@
+"""The project's TFDS builders, one per file, for the offline sources of ../shared/DATA.md.
+
+Importing this package registers them with TFDS, so `tfds.load("fortunes", split="train")`
+works like any TFDS name. `training.datasets` is the front door; see its docstring.
+"""
+
+from training.builders.botchan import Botchan
+from training.builders.conll_sample import ConllSample
+from training.builders.digits import Digits
+from training.builders.fashion_mnist_local import FashionMnistLocal
+from training.builders.fortunes import Fortunes
+from training.builders.gettext_translations import GettextTranslations
+
+BUILDERS = {builder.name: builder for builder in (
+    FashionMnistLocal, Digits, Fortunes, Botchan, GettextTranslations, ConllSample)}
+
+__all__ = ["BUILDERS", "Botchan", "ConllSample", "Digits", "FashionMnistLocal", "Fortunes",
+           "GettextTranslations"]
