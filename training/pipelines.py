@@ -1,0 +1,270 @@
+"""A dataset split -> batches of a zoo task's inputs, ready for `model.fit`.
+
+`pipeline(model, "fortunes", "train", 32, tokenizer=tokenizer)` loads the split
+(`training.datasets.load`, or takes a `tf.data.Dataset` you made), picks the features the task
+reads (`FEATURES`, or `features=`), applies the task's preprocessor (`preprocessing.
+preprocessor_for`) in a parallel map, caches, shuffles, batches (optionally in length
+buckets) and prefetches. Elements are `(x, y)` or `(x, y, sample_weight)` tuples: `x` a dict
+named as the model's inputs (a float tensor for images), ids and masks int32.
+
+The order of the steps:
+
+    load -> select features -> [cache] -> preprocess -> [cache] -> shuffle
+         -> [preprocess with a per-example seed] -> batch or bucket -> prefetch
+
+A deterministic text preprocessor runs once, before the cache, so later epochs read token
+ids; random ones (masked LM, image augmentation) and image decoding run after it, on the
+cached raw records (decoded images are larger than their bytes), with a fresh seed per
+example and epoch (`tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`), so
+`seed=` makes the whole pipeline reproducible, parallel map included.
+
+Length bucketing (`bucket_boundaries=(16, 32, 64)`) groups examples by their real length and
+cuts each batch's padding to the smallest boundary that holds it (or the full
+`sequence_length`), so a batch of short texts is short; there are at most
+`len(bucket_boundaries) + 1` shapes, each compiled once under XLA.
+
+Bad records: text never fails (an empty string is a sequence of special tokens; bytes that
+are not UTF-8 become the unknown token). Image bytes that are not an image fail the iterator
+with an `InvalidArgumentError` naming the problem; `ignore_errors=True` drops them instead
+(`tf.data.Dataset.ignore_errors`), as it drops any record the preprocessor rejects.
+
+Example:
+
+>>> import zoo
+>>> from training import pipelines
+>>> model = zoo.build("vit", task="classifier", num_classes=10)
+>>> data = pipelines.pipeline(model, "fashion_mnist_local", "test[:64]", batch_size=16)
+>>> images, labels = next(iter(data))
+>>> tuple(images.shape), images.dtype.name, tuple(labels.shape)
+((16, 32, 32, 3), 'float32', (16,))
+"""
+
+import tensorflow as tf
+
+from training import datasets
+from training.preprocessing import (
+    CausalLMPreprocessor,
+    ImageClassifierPreprocessor,
+    MaskedLMPreprocessor,
+    Seq2SeqLMPreprocessor,
+    preprocessor_for,
+)
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# Which feature of a dataset plays which role. Roles: "text" (a string, or the words of a
+# sentence for token classification), "text_pair" (a second string, for pairs), "label" (a
+# class, or a label per word), "image" (pixels or encoded bytes), "source" and "target"
+# (translation). A name matches exactly or by its part before "/".
+FEATURES = {
+    "fortunes": {"text": "text", "label": "label"},
+    "imdb_reviews": {"text": "text", "label": "label"},
+    "glue/sst2": {"text": "sentence", "label": "label"},
+    "botchan": {"text": "text"},
+    "tiny_shakespeare": {"text": "text"},
+    "conll_sample": {"text": "tokens", "label": "ner"},
+    "conll2003": {"text": "tokens", "label": "ner"},
+    "fashion_mnist_local": {"image": "image", "label": "label"},
+    "fashion_mnist": {"image": "image", "label": "label"},
+    "mnist": {"image": "image", "label": "label"},
+    "cifar10": {"image": "image", "label": "label"},
+    "digits": {"image": "image", "label": "label"},
+    "gettext_translations/de": {"source": "en", "target": "de"},
+    "gettext_translations/es": {"source": "en", "target": "es"},
+    "ted_hrlr_translate/pt_to_en": {"source": "pt", "target": "en"},
+    "wmt14_translate/de-en": {"source": "de", "target": "en"},
+}
+# Feature names tried, in order, for a dataset not in FEATURES.
+GUESSES = {"text": ("text", "sentence", "tokens", "content"), "label": ("label", "ner", "labels"),
+           "image": ("image",)}
+
+
+def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
+             tokenizer=None, preprocessor=None, features=None, training=None, shuffle=None,
+             shuffle_buffer_size=10_000, cache=True, bucket_boundaries=None,
+             ignore_errors=False, drop_remainder=False, seed=None, **preprocessor_options):
+    """A `tf.data.Dataset` of batches for `model.fit` / `evaluate` / `predict`.
+
+    Args:
+        model: a zoo task model (`zoo.build(name, task=...)`).
+        dataset: a name for `training.datasets.load`, or a `tf.data.Dataset` of feature dicts,
+            of `(input, label)` tuples (`(source, target)` for translation), or of single
+            strings or images.
+        split: for a name: the split ("train", "test[:10%]"); "train" when None.
+        batch_size: examples per batch.
+        sequence_length: text tasks: the padded length; see `preprocessor_for`.
+        tokenizer: text tasks: a `training.tokenizers` tokenizer.
+        preprocessor: use this preprocessor; else `model.preprocessor`, else
+            `preprocessor_for(model, tokenizer, sequence_length, **preprocessor_options)`.
+        features: `{role: feature name}` over `FEATURES`' entry (roles listed there).
+        training: augment images (with `augment=True`) and shuffle by default; true for a
+            split that starts with "train" or a dataset given without a split.
+        shuffle: shuffle the examples each epoch; `training` when None.
+        shuffle_buffer_size: examples in the shuffle buffer.
+        cache: keep the records in memory after the first epoch (see the module docstring
+            for where).
+        bucket_boundaries: text tasks: lengths to cut padding to, e.g. `(16, 32, 64)`.
+        ignore_errors: drop records the preprocessor fails on (corrupt images) instead of
+            failing the iteration.
+        drop_remainder: drop the last, smaller batch (one shape for XLA).
+        seed: seeds the shuffle and the random preprocessing.
+        **preprocessor_options: passed to `preprocessor_for` (`augment=True`, `mask_rate`...).
+
+    Raises ValueError when a feature the task needs cannot be found (the message lists the
+    dataset's features and the `features=` to pass).
+    """
+    name = dataset if isinstance(dataset, str) else None
+    if name is not None:
+        split = split or "train"
+        dataset = datasets.load(name, split)
+    elif not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(f"dataset must be a dataset name or a tf.data.Dataset, got "
+                         f"{type(dataset).__name__}.")
+    if training is None:
+        training = split is None or str(split).startswith("train")
+    shuffle = training if shuffle is None else shuffle
+    if preprocessor is None:
+        preprocessor = getattr(model, "preprocessor", None) or preprocessor_for(
+            model, tokenizer, sequence_length, **preprocessor_options
+        )
+    select = _selector(preprocessor, dataset.element_spec, name, features)
+    random = bool(getattr(preprocessor, "random", False))
+    image = isinstance(preprocessor, ImageClassifierPreprocessor)
+
+    def apply(element, seed=None):
+        x, y = select(element)
+        kwargs = {}
+        if image:
+            kwargs["training"] = training
+        if random:
+            kwargs["seed"] = seed
+        return preprocessor(x, y, **kwargs)
+
+    def unpack(*element):  # tuples arrive as separate arguments
+        return apply(element if len(element) > 1 else element[0])
+
+    cache_raw = cache and (random or image)
+    if cache_raw:
+        dataset = dataset.cache()
+    if not random:
+        dataset = dataset.map(unpack, num_parallel_calls=AUTOTUNE)
+        if ignore_errors:
+            dataset = dataset.ignore_errors()
+        if cache and not cache_raw:
+            dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    if random:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(apply, num_parallel_calls=AUTOTUNE)
+        if ignore_errors:
+            dataset = dataset.ignore_errors()
+    if bucket_boundaries:
+        dataset = _bucket(dataset, preprocessor, bucket_boundaries, batch_size, drop_remainder)
+    else:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
+                                num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def _roles(preprocessor):
+    """(required roles, optional roles) of a preprocessor's inputs."""
+    if isinstance(preprocessor, Seq2SeqLMPreprocessor):
+        return ("source", "target"), ()
+    if isinstance(preprocessor, (MaskedLMPreprocessor, CausalLMPreprocessor)):
+        return ("text",), ()
+    if isinstance(preprocessor, ImageClassifierPreprocessor):
+        return ("image",), ("label",)
+    return ("text",), ("text_pair", "label")
+
+
+def _selector(preprocessor, spec, name, features):
+    """A function from a dataset element to the preprocessor's `(x, y)`."""
+    required, optional = _roles(preprocessor)
+    if not isinstance(spec, dict):  # a tuple (input, label) / (source, target), or one tensor
+        count = len(spec) if isinstance(spec, tuple) else 1
+        if count < len(required):
+            raise ValueError(f"{type(preprocessor).__name__} needs {required}, but the dataset "
+                             f"gives {count} tensor(s) per element.")
+
+        def from_tuple(element):
+            parts = element if isinstance(element, tuple) else (element,)
+            if required == ("source", "target"):
+                return parts[:2], None
+            return parts[0], parts[1] if len(parts) > 1 and "label" in optional else None
+
+        return from_tuple
+
+    table = {}
+    if name is not None:
+        table = FEATURES.get(name) or FEATURES.get(name.split("/")[0]) or {}
+    chosen = {**table, **(features or {})}
+    for role in required + optional:
+        if role not in chosen and role in GUESSES and (name is None or not table):
+            found = [f for f in GUESSES[role] if f in spec]
+            if found:
+                chosen[role] = found[0]
+    missing = [role for role in required if role not in chosen]
+    unknown = {role: f for role, f in chosen.items() if f not in spec
+               and role in required + optional}
+    if missing or unknown:
+        problem = (f"cannot tell which feature is the {', '.join(missing)}" if missing else
+                   f"features {unknown} are not in the dataset")
+        raise ValueError(
+            f"{type(preprocessor).__name__}: {problem}. The dataset's features: "
+            f"{sorted(spec)}. Pass features={{{', '.join(repr(r) + ': ...' for r in required)}}}"
+            f" (roles: {', '.join(required + optional)})."
+        )
+    keys = {role: chosen.get(role) for role in required + optional}
+
+    def from_dict(element):
+        if required == ("source", "target"):
+            return (element[keys["source"]], element[keys["target"]]), None
+        x = element[keys[required[0]]]
+        if keys.get("text_pair"):
+            x = (x, element[keys["text_pair"]])
+        label = keys.get("label")
+        return x, element[label] if label else None
+
+    return from_dict
+
+
+def _get(element, path):
+    index, key = path
+    return element[index] if key is None else element[index][key]
+
+
+def _bucket(dataset, preprocessor, boundaries, batch_size, drop_remainder):
+    """Batch examples of similar real length, then cut each batch's padding to a boundary."""
+    groups = preprocessor.sequence_groups()
+    if not groups:
+        raise ValueError(f"bucket_boundaries is for text; {type(preprocessor).__name__} has no "
+                         "sequences to bucket.")
+    spec = dataset.element_spec
+    limits = [int(_get(spec, mask).shape[-1]) for mask, _ in groups]
+    boundaries = sorted({int(b) for b in boundaries if 0 < int(b) < max(limits)})
+
+    def length(*element):
+        lengths = [tf.reduce_sum(_get(element, mask)) for mask, _ in groups]
+        return tf.cast(tf.reduce_max(tf.stack(lengths)), tf.int32)
+
+    # TF puts length L in bucket i when boundaries[i - 1] <= L < boundaries[i].
+    dataset = dataset.bucket_by_sequence_length(
+        length, [b + 1 for b in boundaries], [batch_size] * (len(boundaries) + 1),
+        no_padding=True, drop_remainder=drop_remainder,
+    )
+
+    def trim(*element):
+        element = [dict(part) if isinstance(part, dict) else part for part in element]
+        for (mask, members), limit in zip(groups, limits, strict=True):
+            cuts = tf.constant([b for b in boundaries if b < limit] + [limit], tf.int32)
+            real = tf.reduce_max(tf.reduce_sum(_get(element, mask), axis=1))
+            cut = tf.gather(cuts, tf.searchsorted(cuts, real[tf.newaxis], side="left"))[0]
+            for index, key in members:
+                if key is None:
+                    element[index] = element[index][:, :cut]
+                elif key in element[index]:
+                    element[index][key] = element[index][key][:, :cut]
+        return tuple(element)
+
+    return dataset.map(trim, num_parallel_calls=AUTOTUNE)
