@@ -5,7 +5,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-
 # The script that made the reference fixtures needs torch; it is run by hand, not collected.
 collect_ignore_glob = ["fixtures/*.py"]
 

@@ -37,8 +37,9 @@ HF_FAMILIES = {
     "vit": "zoo.hf_vit",
 }
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-# Index buffers older transformers versions saved beside the weights; nothing to load.
-BUFFER_SUFFIXES = ("position_ids",)
+# Buffers older transformers versions saved beside the weights (position indices, GPT-2's
+# causal mask, rotary frequencies); nothing to load.
+BUFFER_SUFFIXES = ("position_ids", ".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
 
 
 class CheckpointError(ValueError):

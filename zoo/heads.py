@@ -101,7 +101,7 @@ class TokenClassifier(Task):
 
     def default_loss(self):
         return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=self.IGNORE_LABEL
+            from_logits=True, ignore_class=self.IGNORE_LABEL, reduction="mean_with_sample_weight"
         )
 
     def task_config(self):

@@ -21,7 +21,10 @@ class Task(keras.Model):
         self.preprocessor = None
 
     def default_loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        # Averaged over the sample weights, so padding (weight 0) does not dilute the loss.
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        )
 
     def default_metrics(self):
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]

@@ -84,3 +84,12 @@ def test_task_heads_take_the_backbone_dtype_policy():
 def test_an_override_named_like_a_field_and_a_task_argument_sets_both():
     model = zoo.build("bert", task="classifier", num_classes=3, dropout=0.0)
     assert model.backbone.config.dropout == 0.0 and model.dropout == 0.0
+
+
+def test_default_loss_averages_over_real_tokens_only():
+    model = zoo.build("gpt", task="causal_lm")
+    model.compile()
+    logits = np.zeros((1, 4, 1024), "float32")  # uniform: ln(1024) per real token
+    weights = np.array([[1, 1, 0, 0]], "float32")
+    loss = model.loss(np.zeros((1, 4), "int32"), logits, sample_weight=weights)
+    np.testing.assert_allclose(float(loss), np.log(1024), rtol=1e-5)
