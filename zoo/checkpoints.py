@@ -110,6 +110,18 @@ def norm(name, layer):
     return [vector(f"{name}.weight", layer.gamma), vector(f"{name}.bias", layer.beta)]
 
 
+def architecture(hf, architectures, family, default):
+    """The checkpoint's architecture (config.json `architectures[0]`, else `default`) and its
+    entry in `architectures`; an unknown one is a `CheckpointError` listing the supported."""
+    name = (hf.get("architectures") or [default])[0]
+    if name not in architectures:
+        raise CheckpointError(
+            f"{family} architecture {name!r} is not supported. Supported: "
+            f"{sorted(architectures)}."
+        )
+    return name, architectures[name]
+
+
 def family_module(model_type):
     if model_type not in HF_FAMILIES:
         raise CheckpointError(

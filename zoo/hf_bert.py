@@ -3,7 +3,7 @@
 Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
 """
 
-from zoo.checkpoints import CheckpointError, dense_layer, norm, same, vector
+from zoo.checkpoints import CheckpointError, architecture, dense_layer, norm, same, vector
 
 FAMILY_NAME = "bert"
 BASE_SIZE = "base"
@@ -19,15 +19,9 @@ TASK_ARCHITECTURES = {task: name for name, (task, _) in ARCHITECTURES.items()}
 
 
 def from_hf_config(hf):
-    architecture = (hf.get("architectures") or ["BertModel"])[0]
-    if architecture not in ARCHITECTURES:
-        raise CheckpointError(
-            f"BERT architecture {architecture!r} is not supported. Supported: "
-            f"{sorted(ARCHITECTURES)}."
-        )
+    _, (task, has_pooler) = architecture(hf, ARCHITECTURES, "BERT", "BertModel")
     if hf.get("hidden_act", "gelu") != "gelu":
         raise CheckpointError(f"hidden_act {hf['hidden_act']!r} is not supported; BERT uses gelu.")
-    task, has_pooler = ARCHITECTURES[architecture]
     fields = {
         "vocabulary_size": hf["vocab_size"],
         "num_layers": hf["num_hidden_layers"],

@@ -22,7 +22,7 @@ both transformers versions read alike.
 
 import numpy as np
 
-from zoo.checkpoints import CheckpointError, Tensor, keras_value, linear, same
+from zoo.checkpoints import CheckpointError, Tensor, architecture, keras_value, linear, same
 
 FAMILY_NAME = "t5"
 BASE_SIZE = "small"
@@ -41,17 +41,12 @@ ALIASES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 
 
 def from_hf_config(hf):
-    architecture = (hf.get("architectures") or ["T5ForConditionalGeneration"])[0]
-    if architecture == "T5EncoderModel":
+    if (hf.get("architectures") or [None])[0] == "T5EncoderModel":
         raise CheckpointError(
             "T5EncoderModel checkpoints hold no decoder, and the zoo's T5 is an encoder-decoder. "
             f"Supported: {sorted(ARCHITECTURES)}."
         )
-    if architecture not in ARCHITECTURES:
-        raise CheckpointError(
-            f"T5 architecture {architecture!r} is not supported. Supported: "
-            f"{sorted(ARCHITECTURES)}."
-        )
+    _, task = architecture(hf, ARCHITECTURES, "T5", "T5ForConditionalGeneration")
     projection = hf.get("feed_forward_proj", "relu")
     if projection not in ACTIVATIONS:
         raise CheckpointError(
@@ -76,7 +71,7 @@ def from_hf_config(hf):
         "dropout": hf.get("dropout_rate", 0.1),
         "tie_word_embeddings": bool(scaled),
     }
-    return fields, ARCHITECTURES[architecture], {}
+    return fields, task, {}
 
 
 def to_hf_config(model):

@@ -10,7 +10,7 @@ classifier that pools through the pooler (`pooling="pooled"`, what loading a `Vi
 with `pooling="first_token"` to save it.
 """
 
-from zoo.checkpoints import CheckpointError, conv, dense_layer, norm, same, vector
+from zoo.checkpoints import CheckpointError, architecture, conv, dense_layer, norm, same, vector
 
 FAMILY_NAME = "vit"
 BASE_SIZE = "b16"
@@ -24,12 +24,7 @@ TASK_ARCHITECTURES = {task: name for name, (task, _) in ARCHITECTURES.items()}
 
 
 def from_hf_config(hf):
-    architecture = (hf.get("architectures") or ["ViTModel"])[0]
-    if architecture not in ARCHITECTURES:
-        raise CheckpointError(
-            f"ViT architecture {architecture!r} is not supported. Supported: "
-            f"{sorted(ARCHITECTURES)}."
-        )
+    _, (task, has_pooler) = architecture(hf, ARCHITECTURES, "ViT", "ViTModel")
     if hf.get("hidden_act", "gelu") != "gelu":
         raise CheckpointError(
             f"ViT hidden_act {hf['hidden_act']!r} is not supported; the zoo's ViT uses 'gelu'."
@@ -37,7 +32,6 @@ def from_hf_config(hf):
     if not hf.get("qkv_bias", True):
         raise CheckpointError("ViT qkv_bias=False is not supported: the zoo's ViT has biases "
                               "in its query, key and value projections.")
-    task, has_pooler = ARCHITECTURES[architecture]
     hidden = hf.get("hidden_size", 768)
     if has_pooler:
         pooler = (hf.get("pooler_output_size") or hidden, hf.get("pooler_act", "tanh"))
