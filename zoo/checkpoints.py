@@ -122,6 +122,19 @@ def architecture(hf, architectures, family, default):
     return name, architectures[name]
 
 
+def num_labels(hf):
+    """Classes of a classification checkpoint (Hugging Face's default is 2)."""
+    return len(hf.get("id2label") or {0: 0, 1: 1})
+
+
+def label_maps(num_classes):
+    """`id2label` and `label2id` of a config.json, with Hugging Face's default names."""
+    return {
+        "id2label": {str(i): f"LABEL_{i}" for i in range(num_classes)},
+        "label2id": {f"LABEL_{i}": i for i in range(num_classes)},
+    }
+
+
 def family_module(model_type):
     if model_type not in HF_FAMILIES:
         raise CheckpointError(

@@ -198,7 +198,7 @@ class CausalLM(Task):
         self.backbone = backbone
         self.lm_head = None if c.tie_word_embeddings else keras.layers.Dense(
             c.vocabulary_size, use_bias=False, kernel_initializer=initializer(),
-            dtype=backbone.token_embedding.dtype_policy, name="lm_head",
+            dtype=backbone.build_dtype, name="lm_head",
         )
         inputs = backbone.input
         logits = self.lm_logits(backbone(inputs)["sequence_output"])
@@ -219,7 +219,7 @@ class CausalLM(Task):
                 f"positions of this model. Ask for at most {c.max_sequence_length} tokens."
             )
         shape = (batch_size, c.num_layers, 2, max_length, c.kv_heads, c.head_dim)
-        return ops.zeros(shape, dtype=self.backbone.token_embedding.compute_dtype)
+        return ops.zeros(shape, dtype=self.backbone.build_dtype.compute_dtype)
 
     def call_with_cache(self, token_ids, cache, cache_index, padding_mask=None):
         """Logits of `token_ids` at positions `cache_index...`, and the cache holding them.

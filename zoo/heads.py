@@ -48,6 +48,15 @@ def pool(outputs, inputs, pooling):
     raise ValueError(f"Unknown pooling {pooling!r}. Choose one of {POOLINGS}.")
 
 
+def classification_logits(features, num_classes, dropout, dtype):
+    """Dropout, then a dense layer named `logits`: the output of every classification head."""
+    features = keras.layers.Dropout(dropout, dtype=dtype)(features)
+    return keras.layers.Dense(
+        num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        dtype=dtype, name="logits",
+    )(features)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Classifier(Task):
     """Sequence or image classification: pool the backbone's outputs, dropout, a dense layer.
@@ -65,11 +74,7 @@ class Classifier(Task):
     def __init__(self, backbone, num_classes, pooling="first_token", dropout=0.1, **kwargs):
         inputs = backbone.input
         pooled = pool(backbone(inputs), inputs, pooling)
-        pooled = keras.layers.Dropout(dropout, dtype=backbone.build_dtype)(pooled)
-        logits = keras.layers.Dense(
-            num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.build_dtype, name="logits",
-        )(pooled)
+        logits = classification_logits(pooled, num_classes, dropout, backbone.build_dtype)
         super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
         self.num_classes, self.pooling, self.dropout = num_classes, pooling, dropout
 
@@ -91,11 +96,7 @@ class TokenClassifier(Task):
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         inputs = backbone.input
         sequence = backbone(inputs)["sequence_output"]
-        sequence = keras.layers.Dropout(dropout, dtype=backbone.build_dtype)(sequence)
-        logits = keras.layers.Dense(
-            num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.build_dtype, name="logits",
-        )(sequence)
+        logits = classification_logits(sequence, num_classes, dropout, backbone.build_dtype)
         super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
         self.num_classes, self.dropout = num_classes, dropout
 

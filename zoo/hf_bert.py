@@ -3,7 +3,16 @@
 Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
 """
 
-from zoo.checkpoints import CheckpointError, architecture, dense_layer, norm, same, vector
+from zoo.checkpoints import (
+    CheckpointError,
+    architecture,
+    dense_layer,
+    label_maps,
+    norm,
+    num_labels,
+    same,
+    vector,
+)
 
 FAMILY_NAME = "bert"
 BASE_SIZE = "base"
@@ -36,7 +45,7 @@ def from_hf_config(hf):
     }
     task_arguments = {}
     if task in ("classifier", "token_classifier"):
-        task_arguments["num_classes"] = len(hf.get("id2label") or {0: 0, 1: 1})
+        task_arguments["num_classes"] = num_labels(hf)
     return fields, task, task_arguments
 
 
@@ -61,8 +70,7 @@ def to_hf_config(model):
         "pad_token_id": 0,
     }
     if task in ("classifier", "token_classifier"):
-        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_classes)}
-        config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_classes)}
+        config.update(label_maps(model.num_classes))
     return config
 
 

@@ -10,7 +10,17 @@ classifier that pools through the pooler (`pooling="pooled"`, what loading a `Vi
 with `pooling="first_token"` to save it.
 """
 
-from zoo.checkpoints import CheckpointError, architecture, conv, dense_layer, norm, same, vector
+from zoo.checkpoints import (
+    CheckpointError,
+    architecture,
+    conv,
+    dense_layer,
+    label_maps,
+    norm,
+    num_labels,
+    same,
+    vector,
+)
 
 FAMILY_NAME = "vit"
 BASE_SIZE = "b16"
@@ -61,7 +71,7 @@ def from_hf_config(hf):
     }
     task_arguments = {}
     if task == "classifier":
-        task_arguments["num_classes"] = len(hf.get("id2label") or {0: 0, 1: 1})
+        task_arguments["num_classes"] = num_labels(hf)
     return fields, task, task_arguments
 
 
@@ -95,8 +105,7 @@ def to_hf_config(model):
     if task is None:
         config.update(pooler_output_size=c.hidden_dim, pooler_act="tanh")
     else:
-        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_classes)}
-        config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_classes)}
+        config.update(label_maps(model.num_classes))
     return config
 
 

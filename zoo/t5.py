@@ -287,7 +287,7 @@ class Seq2SeqLM(Task):
     def __init__(self, backbone, **kwargs):
         c = backbone.config
         # The layers' policy: a functional model keeps the global one, whatever `dtype` it got.
-        dtype = backbone.token_embedding.dtype_policy
+        dtype = backbone.build_dtype
         self.lm_head = None if c.tie_word_embeddings else keras.layers.Dense(
             c.vocabulary_size, use_bias=False, dtype=dtype, name="lm_head",
         )
@@ -320,7 +320,7 @@ class Seq2SeqLM(Task):
         c = self.backbone.config
         return ops.zeros(
             (batch_size, c.decoder_depth, 2, max_length, c.num_heads, c.head_dim),
-            dtype=self.backbone.token_embedding.compute_dtype,
+            dtype=self.backbone.build_dtype.compute_dtype,
         )
 
     def call_with_cache(self, decoder_token_ids, cache, cache_index, cross_attention_cache=None,
