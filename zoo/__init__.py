@@ -16,7 +16,9 @@ import keras
 
 from zoo.checkpoints import CheckpointError, from_pretrained, save_pretrained
 from zoo.config import field_names, preset
-from zoo.registry import FAMILIES, family
+from zoo.registry import FAMILIES, family, import_all
+
+import_all()  # registers every model class, so `keras.models.load_model` finds them
 
 
 def names():

@@ -1,7 +1,7 @@
 """The one dict from model name to the module of its family; nothing else registers anything.
 
 Each family module defines `FAMILY` (a `zoo.config.Family`): its config dataclass, presets,
-backbone and tasks. Modules are imported when first asked for.
+backbone and tasks. `import zoo` imports them all, so `.keras` files load after `import zoo`.
 """
 
 import importlib
@@ -19,3 +19,9 @@ def family(name):
     if name not in FAMILIES:
         raise ValueError(f"Unknown model {name!r}. Models: {sorted(FAMILIES)}.")
     return importlib.import_module(FAMILIES[name]).FAMILY
+
+
+def import_all():
+    """Import every family module (their classes register for `.keras` loading)."""
+    for module in FAMILIES.values():
+        importlib.import_module(module)

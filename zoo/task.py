@@ -1,5 +1,7 @@
 """The base of every task model: a backbone plus a head, with compile defaults."""
 
+import importlib
+
 import keras
 
 
@@ -10,6 +12,9 @@ class Task(keras.Model):
     `super().__init__(inputs=..., outputs=..., backbone=backbone)`, and store their own
     arguments for `get_config`. `preprocessor` (strings to inputs) is attached by the data
     and pretrained-weights code; it is None otherwise.
+
+    The preprocessor is part of the model's config, so `model.save("m.keras")` and
+    `keras.models.load_model` keep it (the tokenizers keep their vocabulary in their config).
 
     `compile()` with no arguments picks the task's loss and metrics, AdamW, and
     `jit_compile=True` (Keras' "auto" turns XLA off on CPU machines).
@@ -46,15 +51,26 @@ class Task(keras.Model):
         return {}
 
     def get_config(self):
-        return {
+        config = {
             "backbone": keras.layers.serialize(self.backbone),
             "name": self.name,
             "trainable": self.trainable,
             **self.task_config(),
         }
+        if self.preprocessor is not None:
+            config["preprocessor"] = keras.layers.serialize(self.preprocessor)
+        return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
+        preprocessor = config.pop("preprocessor", None)
+        model = cls(**config)
+        if preprocessor is not None:
+            # The preprocessors live in `training` (zoo does not import it); importing the
+            # modules registers their classes for deserialization.
+            for module in ("training.tokenizers", "training.preprocessing"):
+                importlib.import_module(module)
+            model.preprocessor = keras.layers.deserialize(preprocessor)
+        return model

@@ -1,0 +1,1 @@
+"""The `kt` subcommands, one module each; `training/cli.py` lists them."""

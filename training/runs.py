@@ -1,0 +1,107 @@
+"""Run folders: what `kt train` writes, and loading a model from a run, a file or a checkpoint.
+
+A run folder (`kt train ... --out runs/NAME`) holds:
+
+    config.json      the command's settings (model, size, task, dataset, epochs, ...)
+    model.keras      the trained model, its preprocessor (tokenizer included) inside
+    checkpoints/     the model after each epoch (`epoch-003.keras`, ...) and `last.keras`
+    history.json     loss and metrics per epoch
+    logs/            TensorBoard
+    backup/          `keras.callbacks.BackupAndRestore` (removed when training ends)
+    results.json     `kt evaluate`'s figures, by dataset and split
+
+`load_model(target)` takes any of: a run folder, a `.keras` file, a Hugging Face folder
+(`config.json` + `model.safetensors`, with its tokenizer files) or a `.gguf` file.
+
+Example:
+
+>>> from training import runs
+>>> model = runs.load_model("tests/fixtures/reference/bert_classifier")
+>>> type(model).__name__
+'Classifier'
+"""
+
+import json
+from pathlib import Path
+
+CONFIG = "config.json"
+MODEL = "model.keras"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.keras"
+HISTORY = "history.json"
+LOGS = "logs"
+BACKUP = "backup"
+RESULTS = "results.json"
+
+
+def is_run(path):
+    """Whether `path` is a run folder (it holds a run's config.json)."""
+    path = Path(path)
+    return (path / CONFIG).is_file() and _read_json(path / CONFIG).get("kind") == "kt-run"
+
+
+def read_config(run):
+    """The settings a run was started with."""
+    path = Path(run) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} is not a run folder: it has no {CONFIG}. "
+                                "Make one with `kt train ... --out FOLDER`.")
+    return _read_json(path)
+
+
+def write_json(path, value):
+    """Write JSON atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    temporary.replace(path)
+
+
+def model_file(run):
+    """The best model file a run has: the final model, else the last epoch's checkpoint."""
+    run = Path(run)
+    for candidate in (run / MODEL, run / CHECKPOINTS / LAST_CHECKPOINT):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"The run {run} has no model yet (no {MODEL} or {CHECKPOINTS}/{LAST_CHECKPOINT}): "
+        "it has not finished an epoch. Run its `kt train` command again to resume it."
+    )
+
+
+def load_model(target, task=None, compile=False):
+    """A model, with its preprocessor when it has one, from a run folder, a `.keras` file,
+    a Hugging Face folder or a `.gguf` file.
+
+    Args:
+        target: the path.
+        task: for checkpoints: the task to build (see `zoo.from_pretrained`).
+        compile: for `.keras` files: restore the training configuration too.
+
+    Raises FileNotFoundError when `target` is none of these.
+    """
+    import keras
+
+    import zoo  # noqa: F401  (registers the model classes)
+    from training import pretrained
+
+    path = Path(target)
+    if path.is_dir() and is_run(path):
+        path = model_file(path)
+    if path.suffix == ".keras" and path.is_file():
+        return keras.models.load_model(path, compile=compile)
+    if path.suffix == ".gguf" and path.is_file():
+        return pretrained.from_pretrained(path, task=task)
+    if path.is_dir() and (path / "config.json").is_file():
+        return pretrained.from_pretrained(path, task=task)
+    raise FileNotFoundError(
+        f"{target} is not a model: give a run folder (from `kt train`), a .keras file, a "
+        "Hugging Face folder (config.json + model.safetensors) or a .gguf file."
+    )
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}).") from None
