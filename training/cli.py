@@ -53,7 +53,7 @@ def parser(commands=None):
     for name, module in commands.items():
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(handler=module.run)
     return top
 
 
@@ -62,7 +62,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        return args.handler(args) or 0
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"kt {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ the project's machine image):
 
 - `fashion_mnist_local`: Fashion-MNIST, 28x28x1 uint8 images of clothes in 10 classes,
   60,000 / 10,000, TFDS `fashion_mnist`'s features; Debian `dataset-fashion-mnist`.
-- `digits`: the UCI handwritten digits, 8x8x1 uint8 (values 0-16), 10 classes, 1,437 / 360;
+- `digits`: the UCI handwritten digits, 8x8x1 uint8 (0-16 scaled to 0-255), 10 classes, 1,437 / 360;
   read from scikit-learn's wheel when scikit-learn is installed.
 - `fortunes`: Debian's fortune cookies, `text` labelled with one of 43 topics, 13,668 / 1,549
   (15,217 entries; `"train+test"` is the whole corpus, for language modelling); Debian

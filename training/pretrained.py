@@ -42,12 +42,53 @@ def tokenizer_from_folder(path):
     return None
 
 
+# llama.cpp's names of the byte-level pre-tokenizers (`tokenizer.ggml.pre`) that are GPT-2's
+# regex, with each digit split off first or not.
+GGUF_PRE_TOKENIZERS = {"default": False, "gpt-2": False, "smollm": True}
+
+
+def tokenizer_from_gguf(path):
+    """The byte-level BPE tokenizer a GGUF file carries, and whether to add its start token.
+
+    Needs `tokenizer.ggml.model == "gpt2"` and a pre-tokenizer of `GGUF_PRE_TOKENIZERS`;
+    `start_id` / `end_id` / `pad_id` are the file's `bos` / `eos` / `padding` token ids (set
+    on the tokenizer; a saved and reloaded one has `<|endoftext|>` for start and end again).
+    """
+    from zoo.gguf_checkpoint import gguf_vocabulary, metadata, read
+
+    reader = read(path)
+    kind = metadata(reader, "tokenizer.ggml.model", path, "none")
+    pre = metadata(reader, "tokenizer.ggml.pre", path, "default")
+    if kind != "gpt2" or pre not in GGUF_PRE_TOKENIZERS:
+        raise ValueError(
+            f"{path} has a {kind!r} tokenizer with the {pre!r} pre-tokenizer; the zoo reads "
+            f"byte-level BPE ('gpt2') with {sorted(GGUF_PRE_TOKENIZERS)}. Pass token ids to "
+            "the model instead of text."
+        )
+    tokens, merges = gguf_vocabulary(path)
+    unknown = reader.get_field("tokenizer.ggml.unknown_token_id")
+    tokenizer = BytePairTokenizer(
+        {t: i for i, t in enumerate(tokens)}, merges, split_digits=GGUF_PRE_TOKENIZERS[pre],
+        unknown_token=None if unknown is None else tokens[int(unknown.contents())],
+    )
+    for attribute, key in (("start_id", "bos_token_id"), ("end_id", "eos_token_id"),
+                           ("pad_id", "padding_token_id")):
+        field = reader.get_field(f"tokenizer.ggml.{key}")
+        if field is not None:
+            setattr(tokenizer, attribute, int(field.contents()))
+    add_start = bool(metadata(reader, "tokenizer.ggml.add_bos_token", path, False))
+    return tokenizer, add_start
+
+
 def from_pretrained(path, task=None, sequence_length=None, **overrides):
     """`zoo.from_pretrained(path, task, **overrides)` with `model.preprocessor` attached when
-    the folder carries a tokenizer and the model is a task (strings in, model inputs out)."""
+    the folder (or GGUF file) carries a tokenizer and the model is a task (strings in, model
+    inputs out)."""
     model = zoo.from_pretrained(path, task=task, **overrides)
-    folder = Path(path)
+    folder, options = Path(path), {}
     tokenizer = tokenizer_from_folder(folder) if folder.is_dir() else None
+    if folder.suffix == ".gguf" and hasattr(model, "backbone"):
+        tokenizer, options["add_start_token"] = tokenizer_from_gguf(folder)
     if tokenizer is not None and hasattr(model, "backbone"):
-        model.preprocessor = preprocessor_for(model, tokenizer, sequence_length)
+        model.preprocessor = preprocessor_for(model, tokenizer, sequence_length, **options)
     return model

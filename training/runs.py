@@ -100,6 +100,16 @@ def load_model(target, task=None, compile=False):
     )
 
 
+def results_path(run):
+    return Path(run) / RESULTS
+
+
+def read_results(run):
+    """`kt evaluate`'s figures so far, by "dataset:split"."""
+    path = results_path(run)
+    return _read_json(path) if path.exists() else {}
+
+
 def _read_json(path):
     try:
         return json.loads(Path(path).read_text())

@@ -439,13 +439,28 @@ _PIECE = (
 )
 
 
-def split_for_bpe(strings):
-    """GPT-2's pre-tokenization in TF ops: string [n] -> ragged string [n, None]."""
-    chunks = tf_text.regex_split(strings, _CHUNK, _CHUNK)
-    pieces = tf_text.regex_split(chunks.flat_values, _PIECE, _PIECE)
+def _split(strings, pattern):
+    """`strings` [n] (or ragged [n, None]) split by `pattern`, the matches kept as pieces:
+    ragged [n, None] (or [n, None] with the pieces of a row flattened into it)."""
+    parts = tf_text.regex_split(strings.flat_values if isinstance(strings, tf.RaggedTensor)
+                                else strings, pattern, pattern)
+    if not isinstance(strings, tf.RaggedTensor):
+        return parts
     return tf.RaggedTensor.from_row_splits(
-        pieces.values, tf.gather(pieces.row_splits, chunks.row_splits), validate=False
+        parts.values, tf.gather(parts.row_splits, strings.row_splits), validate=False
     )
+
+
+def split_for_bpe(strings, split_digits=False):
+    """GPT-2's pre-tokenization in TF ops: string [n] -> ragged string [n, None].
+
+    With `split_digits`, every digit is a piece of its own first (SmolLM's pre-tokenizer,
+    `tokenizer.ggml.pre = "smollm"` in GGUF files: Hugging Face's `Digits(individual_digits)`
+    before the byte-level regex), so " 2024" is " ", "2", "0", "2", "4".
+    """
+    if split_digits:
+        strings = _split(strings, r"\p{N}")
+    return _split(_split(strings, _CHUNK), _PIECE)
 
 
 @keras.saving.register_keras_serializable(package="keras_transformers")
@@ -459,6 +474,10 @@ class BytePairTokenizer(Tokenizer):
     Args:
         vocabulary: an `encoder.json` path or a dict from token to id.
         merges: a `vocab.bpe` path or a list of merges ("a b"); ranks are list positions.
+        split_digits: split every digit off before the regex (SmolLM2's pre-tokenizer).
+        unknown_token: the token of bytes whose symbol the vocabulary lacks (SmolLM2's has no
+            symbol for some control bytes: they become `<|endoftext|>`, as in its Hugging Face
+            tokenizer); None: every byte must have one.
 
     Bytes that are not UTF-8 are replaced by U+FFFD first (as Python's `errors="replace"`).
     `detokenize` is the exact inverse of `call` for UTF-8 text. `start_id` and `end_id` are
@@ -475,8 +494,9 @@ class BytePairTokenizer(Tokenizer):
     [b'Hello world']
     """
 
-    def __init__(self, vocabulary, merges, **kwargs):
+    def __init__(self, vocabulary, merges, split_digits=False, unknown_token=None, **kwargs):
         super().__init__(**kwargs)
+        self.split_digits = split_digits
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = json.loads(_read_text(vocabulary, "the BPE vocabulary"))
         if isinstance(merges, (str, os.PathLike)):
@@ -493,9 +513,16 @@ class BytePairTokenizer(Tokenizer):
 
         byte_symbols = bytes_to_unicode()
         missing = [s for s in byte_symbols.values() if s not in vocabulary]
-        if missing:
-            raise ValueError(f"the vocabulary lacks byte symbols {missing[:5]}: not byte-level.")
-        self._byte_ids = np.array([vocabulary[byte_symbols[b]] for b in range(256)], np.int32)
+        if missing and unknown_token not in vocabulary:
+            raise ValueError(
+                f"the vocabulary lacks byte symbols {missing[:5]}: not byte-level, or give an "
+                f"unknown_token of the vocabulary for those bytes (got {unknown_token!r})."
+            )
+        self.unknown_token = unknown_token
+        self._byte_ids = np.array(
+            [vocabulary.get(byte_symbols[b], vocabulary.get(unknown_token)) for b in range(256)],
+            np.int32,
+        )
 
         keys, ranks, merged = [], [], []
         seen = set()
@@ -527,6 +554,7 @@ class BytePairTokenizer(Tokenizer):
         ]
         self._id_to_bytes = _hash_table(np.arange(size), token_bytes, b"", tf.int64, tf.string)
         self.start_id = self.end_id = vocabulary.get("<|endoftext|>")
+        self.unk_id = vocabulary.get(unknown_token)
 
     @property
     def merges(self):
@@ -560,7 +588,7 @@ class BytePairTokenizer(Tokenizer):
         strings = tf.strings.unicode_transcode(
             strings, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
-        pieces = split_for_bpe(strings)
+        pieces = split_for_bpe(strings, self.split_digits)
         piece_bytes = tf.strings.bytes_split(pieces.flat_values)
         byte_values = tf.reshape(tf.io.decode_raw(piece_bytes.flat_values, tf.uint8), [-1])
         ids = tf.gather(tf.constant(self._byte_ids), tf.cast(byte_values, tf.int32))
@@ -586,6 +614,8 @@ class BytePairTokenizer(Tokenizer):
             **super().get_config(),
             "vocabulary": dict(self._vocab.ids),
             "merges": list(self._vocab.merges),
+            "split_digits": self.split_digits,
+            "unknown_token": self.unknown_token,
         }
 
 

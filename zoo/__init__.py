@@ -14,6 +14,7 @@ import inspect
 
 import keras
 
+from zoo.attention_maps import attention_maps
 from zoo.checkpoints import CheckpointError, from_pretrained, save_pretrained
 from zoo.config import field_names, preset
 from zoo.registry import FAMILIES, family, import_all
@@ -95,6 +96,7 @@ def _task(name, task):
 
 __all__ = [
     "CheckpointError",
+    "attention_maps",
     "build",
     "config",
     "count_params",

@@ -11,7 +11,8 @@ class Task(keras.Model):
     Subclasses build the graph in `__init__(backbone, ...)`, call
     `super().__init__(inputs=..., outputs=..., backbone=backbone)`, and store their own
     arguments for `get_config`. `preprocessor` (strings to inputs) is attached by the data
-    and pretrained-weights code; it is None otherwise.
+    and pretrained-weights code; it is None otherwise. `label_names` (a name per class, for
+    classifiers trained on a labelled dataset) is None when unknown.
 
     The preprocessor is part of the model's config, so `model.save("m.keras")` and
     `keras.models.load_model` keep it (the tokenizers keep their vocabulary in their config).
@@ -24,6 +25,7 @@ class Task(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.preprocessor = None
+        self.label_names = None
 
     def default_loss(self):
         # Averaged over the sample weights, so padding (weight 0) does not dilute the loss.
@@ -46,6 +48,14 @@ class Task(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
                         jit_compile=jit_compile, **kwargs)
 
+    def compile_from_config(self, config):
+        # `.keras` loading calls this; the file holds the full compile arguments, so the
+        # defaults of `compile()` above have nothing to add.
+        config = keras.saving.deserialize_keras_object(config)
+        keras.Model.compile(self, **config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # its state is loaded next
+
     def task_config(self):
         """The head's own arguments; subclasses return them."""
         return {}
@@ -59,6 +69,8 @@ class Task(keras.Model):
         }
         if self.preprocessor is not None:
             config["preprocessor"] = keras.layers.serialize(self.preprocessor)
+        if self.label_names is not None:
+            config["label_names"] = [str(name) for name in self.label_names]
         return config
 
     @classmethod
@@ -66,7 +78,9 @@ class Task(keras.Model):
         config = dict(config)
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         preprocessor = config.pop("preprocessor", None)
+        label_names = config.pop("label_names", None)
         model = cls(**config)
+        model.label_names = label_names
         if preprocessor is not None:
             # The preprocessors live in `training` (zoo does not import it); importing the
             # modules registers their classes for deserialization.

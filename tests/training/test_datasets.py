@@ -159,7 +159,8 @@ def test_digits_are_scikit_learns_1797_images():
     assert sizes == {"train": 1_437, "test": 360}
     test = datasets.load("digits", "test")
     assert feature_specs(test) == {"image": (tf.uint8, (8, 8, 1)), "label": (tf.int64, ())}
-    assert columns("digits", "test")["image"].max() == 16
+    pixels = columns("digits", "test")["image"]
+    assert pixels.max() == 255 and len(np.unique(pixels)) == 17  # 0-16 scaled to 0-255
 
 
 def test_project_builders_are_plain_tfds_datasets():

@@ -18,5 +18,6 @@ def run(args):
             rows.append((name, size, f"{zoo.count_params(name, size):,}", tasks))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        cells = zip(row, widths, strict=True)
+        print("  ".join(cell.ljust(width) for cell, width in cells).rstrip())
     return 0

@@ -1,0 +1,155 @@
+"""`kt train` / `kt evaluate` end to end on tiny configurations: every task writes a complete
+run folder; a killed run resumes; bad input is refused with a message that says what fits."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+from training import cli, runs
+
+TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8"]
+TEXT = ["--vocabulary-size", "400", "--sequence-length", "16"]
+IMAGES = ["--set", "image_shape=8,8,1", "--set", "patch_size=2"]
+
+# model, task, dataset, extra arguments
+RUNS = {
+    "vit-classifier": ["vit", "--dataset", "digits", *IMAGES],
+    "bert-classifier": ["bert", "--dataset", "fortunes", "--split", "train[:300]",
+                        "--validation-split", "test[:16]", *TEXT],
+    "bert-token_classifier": ["bert", "--dataset", "conll_sample", "--task",
+                              "token_classifier", *TEXT],
+    "bert-masked_lm": ["bert", "--task", "masked_lm", "--dataset", "botchan/lines",
+                       "--split", "train[:300]", *TEXT],
+    "gpt-causal_lm": ["gpt", "--task", "causal_lm", "--dataset", "botchan/lines",
+                      "--split", "train[:300]", *TEXT],
+    "t5-seq2seq_lm": ["t5", "--dataset", "gettext_translations/de", "--split", "train[:300]",
+                      "--validation-split", "test[:16]", *TEXT],
+}
+
+
+def kt(*args):
+    return cli.main([str(a) for a in args])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_every_task_trains_into_a_complete_run_folder(name, tmp_path, capsys):
+    out = tmp_path / name
+    assert kt("train", *RUNS[name], *TINY, "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "Trained 1 epoch(s)" in printed and "epoch" in printed
+    config = runs.read_config(out)
+    assert config["task"] == name.split("-")[1]
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history] == [1] and history[0]["loss"] > 0
+    assert (out / "model.keras").is_file() and (out / "checkpoints" / "last.keras").is_file()
+    assert any((out / "logs").rglob("*.tfevents.*"))
+    assert not (out / "backup").exists()  # removed once training finished
+    assert (out / "tokenizer.json").exists() == (name != "vit-classifier")
+    model = runs.load_model(out, compile=True)
+    assert model.preprocessor is not None
+    assert int(model.optimizer.iterations) == 2
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_task_figures(tmp_path, capsys):
+    out = tmp_path / "ner"
+    assert kt("train", *RUNS["bert-token_classifier"], *TINY, "--out", out) == 0
+    assert kt("evaluate", out) == 0
+    printed = capsys.readouterr().out
+    assert "entity_f1" in printed
+    results = json.loads((out / "results.json").read_text())
+    scores = results["conll_sample:test"]
+    assert 0.0 <= scores["entity_f1"] <= 1.0 and 0.0 <= scores["accuracy"] <= 1.0
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path, capsys):
+    out = tmp_path / "vit"
+    assert kt("train", *RUNS["vit-classifier"], *TINY, "--out", out) == 0
+    before = (out / "model.keras").stat().st_mtime_ns
+    assert kt("train", *RUNS["vit-classifier"], *TINY, "--out", out) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert (out / "model.keras").stat().st_mtime_ns == before
+
+
+def test_another_run_in_the_folder_is_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "vit"
+    assert kt("train", *RUNS["vit-classifier"], *TINY, "--out", out) == 0
+    assert kt("train", *RUNS["vit-classifier"], *TINY, "--seed", "1", "--out", out) == 2
+    assert "holds another run (its settings differ in seed)" in capsys.readouterr().err
+    assert kt("train", *RUNS["vit-classifier"], *TINY, "--seed", "1", "--out", out,
+              "--overwrite") == 0
+    assert runs.read_config(out)["seed"] == 1
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["resnet", "--dataset", "digits"], "Unknown model 'resnet'. Models: ['bert', 'gpt', 't5'"),
+    (["vit", "--dataset", "digits", "--task", "causal_lm"],
+     "Unknown task 'causal_lm' for 'vit'. Tasks: ['classifier']"),
+    (["vit", "--dataset", "cifar100"], "Unknown dataset 'cifar100'. Datasets: ["),
+    (["bert", "--dataset", "botchan/lines", "--task", "classifier"],
+     "Dataset 'botchan/lines' cannot feed the task 'classifier': it feeds ['causal_lm', "
+     "'masked_lm']. Datasets for classifier: ["),
+    (["t5", "--dataset", "digits"], "'t5' has the tasks ['seq2seq_lm'], and 'digits' feeds "
+     "['classifier']: none in common"),
+    (["vit", "--dataset", "digits", "--set", "num_layers"], "--set takes FIELD=VALUE"),
+])
+def test_bad_input_names_the_problem_and_what_fits(arguments, message, tmp_path, capsys):
+    assert kt("train", *arguments, *TINY, "--out", tmp_path / "run") == 2
+    error = capsys.readouterr().err
+    assert message in error, error
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_no_bad_model(tmp_path, capsys):
+    out = tmp_path / "nan"
+    code = kt("train", *RUNS["vit-classifier"], "--epochs", "2", "--steps-per-epoch", "3",
+              "--batch-size", "8", "--lr", "1e38", "--warmup-ratio", "0", "--out", out)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "the loss became NaN at epoch 1" in captured.err
+    assert not (out / "model.keras").exists()
+    assert not (out / "checkpoints" / "last.keras").exists()  # no finite epoch to keep
+
+
+def test_evaluate_needs_a_run_folder(tmp_path, capsys):
+    assert kt("evaluate", tmp_path) == 2
+    assert "is not a run folder: it has no config.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kill_9_then_the_same_command_resumes_with_the_optimizer_state(tmp_path):
+    out = tmp_path / "resume"
+    command = [sys.executable, "-m", "training.cli", "train", *RUNS["vit-classifier"],
+               "--epochs", "6", "--batch-size", "8", "--out", str(out)]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    history = out / "history.json"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if history.exists() and len(json.loads(history.read_text())) >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished = len(json.loads(history.read_text()))
+    assert 2 <= finished < 6, "the run was not killed in the middle"
+    assert not (out / "model.keras").exists()
+
+    rerun = subprocess.run(command, env=environment, capture_output=True, text=True,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"Resuming {out} after epoch {finished} of 6." in rerun.stdout
+    epochs = [e["epoch"] for e in json.loads(history.read_text())]
+    assert epochs == [1, 2, 3, 4, 5, 6]
+    model = keras.models.load_model(out / "model.keras")
+    steps_per_epoch = 1437 * 9 // 10 // 8   # train[:90%] of digits, whole batches
+    assert int(model.optimizer.iterations) == 6 * steps_per_epoch

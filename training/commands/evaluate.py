@@ -1,0 +1,28 @@
+"""`kt evaluate`: a run's figures on a dataset split, saved in the run's results.json."""
+
+HELP = "evaluate a run on a dataset split (default: its dataset's test split)"
+
+
+def add_arguments(parser):
+    parser.add_argument("run", help="a run folder (kt train --out)")
+    parser.add_argument("--dataset", help="default: the run's dataset")
+    parser.add_argument("--split", default="test", help="default: test")
+    parser.add_argument("--batch-size", type=int, default=64)
+
+
+def run(args):
+    from training import evaluate, runs
+
+    config = runs.read_config(args.run)
+    dataset = args.dataset or config["dataset"]
+    model = runs.load_model(args.run)
+    scores = evaluate.evaluate(model, dataset, args.split, args.batch_size)
+    results_path = runs.results_path(args.run)
+    results = runs.read_results(args.run)
+    results[f"{dataset}:{args.split}"] = scores
+    runs.write_json(results_path, results)
+    width = max(len(k) for k in scores)
+    print(f"{config['model']} ({config['size']}, {config['task']}) on {dataset} {args.split}:")
+    for key, value in scores.items():
+        print(f"  {key.ljust(width)}  {value:.4f}")
+    return 0

@@ -1,0 +1,119 @@
+"""Evaluate a trained model on a dataset split: the task's loss and metrics, plus entity F1 for
+NER, BLEU for translation, perplexity for language models, and the majority-class baseline for
+classifiers.
+
+Example:
+
+>>> from training import evaluate, runs
+>>> model = runs.load_model("tests/fixtures/reference/bert_classifier")
+>>> scores = evaluate.evaluate(model, "fortunes", "test[:16]", batch_size=8)  # doctest: +SKIP
+"""
+
+import collections
+
+import numpy as np
+
+from training import datasets, pipelines, recipes
+
+
+def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, verbose=0):
+    """The figures of `model` on a split, as a dict of floats.
+
+    Args:
+        model: a zoo task model with its preprocessor (`runs.load_model(run)`).
+        dataset: a dataset name.
+        split: the split to evaluate on.
+        batch_size: examples per batch.
+        max_translations: translation: BLEU over at most this many examples (generation is
+            the slow part).
+        verbose: Keras' progress bar setting for `model.evaluate`.
+
+    Keys: "loss" and the compiled metrics ("accuracy", "perplexity"); classifiers also
+    "majority_baseline" (the accuracy of always answering the training split's most common
+    label); token classifiers "entity_f1", "entity_precision", "entity_recall"; translation
+    "bleu".
+    """
+    if getattr(model, "preprocessor", None) is None and isinstance(model.input, dict):
+        raise ValueError("The model has no preprocessor to read text with: load it from its run "
+                         "folder (training.runs.load_model) or attach one "
+                         "(training.preprocessing.preprocessor_for).")
+    task = recipes.task_name(model)
+    if not model.compiled:
+        recipe = recipes.recipe_for(task)
+        recipes.compile(model, recipe, total_steps=1)
+    data = pipelines.pipeline(model, dataset, split, batch_size)
+    scores = {k: float(v) for k, v in
+              model.evaluate(data, return_dict=True, verbose=verbose).items()}
+    if task == "classifier":
+        scores["majority_baseline"] = majority_baseline(dataset, split)
+    if task == "token_classifier":
+        f1 = token_f1(model, data, _tag_names(model, dataset))
+        scores.update({"entity_f1": f1["f1"], "entity_precision": f1["precision"],
+                       "entity_recall": f1["recall"]})
+    if task == "seq2seq_lm":
+        scores["bleu"] = translation_bleu(model, dataset, split, max_translations, batch_size)
+    return scores
+
+
+def _labels(dataset, split):
+    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    key = roles["label"]
+    data = datasets.load(dataset, split).map(lambda e: e[key])
+    return np.array(list(data.as_numpy_iterator()))
+
+
+def majority_baseline(dataset, split, train_split="train"):
+    """The accuracy on `split` of always answering the most common label of `train_split`."""
+    most_common = collections.Counter(_labels(dataset, train_split).tolist()).most_common(1)[0][0]
+    return float(np.mean(_labels(dataset, split) == most_common))
+
+
+def _tag_names(model, dataset):
+    if getattr(model, "label_names", None):
+        return list(model.label_names)
+    from training.train import _label_names
+
+    return _label_names(dataset)
+
+
+def token_f1(model, data, tag_names):
+    """Entity-level F1 (`training.metrics.entity_f1`) of a token classifier over a pipeline of
+    `(x, labels, sample_weight)` batches; only the labelled pieces (first piece of each word)
+    count, so the tags are per word."""
+    from training.metrics import entity_f1
+
+    truth, guess = [], []
+    for x, labels, weights in data:
+        predicted = np.argmax(model.predict_on_batch(x), axis=-1)
+        for row_labels, row_predicted, row_weights in zip(labels.numpy(), predicted,
+                                                          weights.numpy(), strict=True):
+            keep = row_weights > 0
+            truth.append([tag_names[i] for i in row_labels[keep]])
+            guess.append([tag_names[i] for i in row_predicted[keep]])
+    return entity_f1(truth, guess)
+
+
+def translation_bleu(model, dataset, split, limit, batch_size):
+    """Corpus BLEU of greedy translations of the first `limit` pairs of a split."""
+    from training.metrics import bleu
+
+    if not hasattr(model, "generate"):
+        raise ValueError(f"{type(model).__name__} cannot generate text, so BLEU cannot be "
+                         "measured.")
+    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    pairs = datasets.load(dataset, split).take(limit)
+    sources, references = [], []
+    for element in pairs.as_numpy_iterator():
+        sources.append(element[roles["source"]].decode("utf-8"))
+        references.append(element[roles["target"]].decode("utf-8"))
+    length = model.preprocessor.sequence_length
+    hypotheses = []
+    for start in range(0, len(sources), batch_size):
+        outputs = model.generate(sources[start:start + batch_size], max_new_tokens=length)
+        hypotheses += [_text(o) for o in outputs]
+    return bleu(hypotheses, references)
+
+
+def _text(value):
+    value = value.numpy() if hasattr(value, "numpy") else value
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

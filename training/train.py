@@ -1,0 +1,379 @@
+"""Train a zoo model on a dataset into a run folder, resuming an interrupted run.
+
+`train(settings)` is what `kt train` does: check that the model, task and dataset fit, build
+the model (or load pretrained weights), give it a tokenizer (learned from the training split
+for text, unless the checkpoint has one), compile it with the task's recipe, and `model.fit`
+it with the run callbacks (`training.callbacks`). The run folder (`training.runs`) then holds
+everything needed to evaluate, export or resume.
+
+Running the same settings again on the same folder resumes from the last finished epoch, with
+the optimizer's state (`BackupAndRestore`); other settings on a folder that holds a run are
+refused unless `overwrite=True`.
+
+Example:
+
+>>> import tempfile
+>>> from training.train import TrainSettings, train
+>>> settings = TrainSettings(model="vit", dataset="digits", epochs=1, batch_size=64,
+...                          overrides={"image_shape": (8, 8, 1), "patch_size": 2},
+...                          out=tempfile.mkdtemp() + "/run")
+>>> result = train(settings, verbose=0)
+>>> result.epochs_trained, sorted(result.history[-1])[:3]
+(1, ['accuracy', 'epoch', 'loss'])
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+import zoo
+from training import callbacks as run_callbacks
+from training import datasets, pipelines, recipes, runs
+
+# What each role set of pipelines.FEATURES can feed.
+LM_TASKS = ("causal_lm", "masked_lm")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The settings of a run, stored as its config.json.
+
+    Args:
+        model: a zoo family (`zoo.names()`).
+        dataset: a dataset name (`training.datasets.names()`).
+        out: the run folder.
+        size: a preset of the family.
+        task: a task of the family; the first the dataset feeds when None.
+        split: the training split.
+        validation_split: "auto" (the dataset's validation or dev split, else the last 10% of
+            `split`), a split, or None for none.
+        epochs, batch_size: as `model.fit`'s.
+        steps_per_epoch: stop each epoch after this many batches (the data repeats).
+        learning_rate, weight_decay, warmup_ratio, decay, label_smoothing, clipnorm: the
+            recipe's (`training.recipes.Recipe`); None keeps the task's default.
+        mixed_precision: build the model in `mixed_bfloat16`.
+        sequence_length: text: the padded length (`min(128, max_sequence_length)` if None).
+        vocabulary_size: text from scratch: the size of the vocabulary learned from `split`.
+        from_pretrained: a checkpoint (HF folder or .gguf) to start from.
+        overrides: config fields and task arguments for `zoo.build` (`num_layers=4`).
+        patience: early stopping on the validation loss after this many epochs without gain.
+        seed: seeds the weights, the shuffling and the preprocessing.
+        strategy: a `training.distribute` strategy name, or None for the default.
+    """
+
+    model: str
+    dataset: str
+    out: str
+    size: str = "tiny"
+    task: str | None = None
+    split: str = "train"
+    validation_split: str | None = "auto"
+    epochs: int = 3
+    batch_size: int = 32
+    steps_per_epoch: int | None = None
+    learning_rate: float | None = None
+    weight_decay: float | None = None
+    warmup_ratio: float | None = None
+    decay: str | None = None
+    label_smoothing: float | None = None
+    clipnorm: float | None = None
+    mixed_precision: bool = False
+    sequence_length: int | None = None
+    vocabulary_size: int = 8000
+    from_pretrained: str | None = None
+    overrides: dict = field(default_factory=dict)
+    patience: int | None = None
+    seed: int = 0
+    strategy: str | None = None
+
+    def to_json(self):
+        return {"kind": "kt-run", **json.loads(json.dumps(dataclasses.asdict(self)))}
+
+    @classmethod
+    def from_json(cls, values):
+        values = {k: v for k, v in values.items() if k != "kind"}
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    """What `train` did: the run folder, the epochs it trained in this call, the epoch it
+    resumed from (0 for a fresh run), the whole history, the seconds it took, and the
+    `(epoch, batch)` where the loss became NaN (None when it did not)."""
+
+    run_dir: Path
+    model: keras.Model
+    resumed_from: int
+    epochs_trained: int
+    history: list
+    seconds: float
+    stopped_on_nan: tuple | None = None
+    already_complete: bool = False
+
+
+def tasks_for(dataset):
+    """The tasks a dataset can feed, in order of preference."""
+    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    if roles is None:
+        raise ValueError(f"Unknown dataset {dataset!r}. Datasets: {sorted(pipelines.FEATURES)}.")
+    if "source" in roles:
+        return ["seq2seq_lm"]
+    if "image" in roles:
+        return ["classifier"]
+    if "label" in roles:
+        label = datasets.info(dataset).features[roles["label"]]
+        if hasattr(label, "feature"):  # a label per word
+            return ["token_classifier"]
+        return ["classifier", *LM_TASKS]
+    return list(LM_TASKS)
+
+
+def datasets_for(task):
+    """The project's offline datasets that feed `task` (for error messages)."""
+    fits = []
+    for name in datasets.names(offline=True):
+        try:
+            if task in tasks_for(name):
+                fits.append(name)
+        except (ValueError, FileNotFoundError):
+            continue
+    return fits
+
+
+def resolve_task(model, task, dataset):
+    """The task to train: `task` checked against the model and the dataset, or the first
+    task of the dataset that the model has."""
+    family_tasks = zoo.tasks(model)
+    feeds = tasks_for(dataset)
+    if task is None:
+        common = [t for t in feeds if t in family_tasks]
+        if not common:
+            raise ValueError(f"{model!r} has the tasks {family_tasks}, and {dataset!r} feeds "
+                             f"{feeds}: none in common. Pick another model or dataset.")
+        return common[0]
+    if task not in family_tasks:
+        raise ValueError(f"Unknown task {task!r} for {model!r}. Tasks: {family_tasks}.")
+    if task not in feeds:
+        raise ValueError(f"Dataset {dataset!r} cannot feed the task {task!r}: it feeds {feeds}. "
+                         f"Datasets for {task}: {datasets_for(task)}.")
+    return task
+
+
+def resume_epoch(run_dir):
+    """The epoch an interrupted run would resume after (0 when there is nothing to resume)."""
+    metadata = Path(run_dir) / runs.BACKUP / "training_metadata.json"
+    if not metadata.exists():
+        return 0
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])
+    except (ValueError, KeyError):
+        return 0
+
+
+def validation_split(settings):
+    """The validation split "auto" stands for, and the training split that goes with it."""
+    if settings.validation_split != "auto":
+        return settings.split, settings.validation_split
+    splits = datasets.info(settings.dataset).splits
+    for name in ("validation", "dev"):
+        if name in splits:
+            return settings.split, name
+    if "[" in settings.split:  # already a slice: no room to carve a validation part
+        return settings.split, None
+    return f"{settings.split}[:90%]", f"{settings.split}[90%:]"
+
+
+def train(settings, overwrite=False, verbose=1):
+    """Train (or resume) the run `settings` describes. See the module docstring.
+
+    Raises ValueError for settings that do not fit (unknown model, task, dataset; a dataset
+    that cannot feed the task) and FileExistsError for a folder holding another run.
+    """
+    run_dir = Path(settings.out)
+    task = resolve_task(settings.model, settings.task, settings.dataset)
+    settings = dataclasses.replace(settings, task=task)
+    if _prepare_folder(run_dir, settings, overwrite):
+        model = runs.load_model(run_dir)
+        history = json.loads((run_dir / runs.HISTORY).read_text())
+        return TrainResult(run_dir, model, len(history), 0, history, 0.0,
+                           already_complete=True)
+
+    keras.utils.set_random_seed(settings.seed)
+    train_split, val_split = validation_split(settings)
+    strategy = _strategy(settings.strategy)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = _build(settings, run_dir, train_split)
+        train_data = pipelines.pipeline(model, settings.dataset, train_split,
+                                        settings.batch_size, drop_remainder=True,
+                                        seed=settings.seed)
+        steps = settings.steps_per_epoch or int(train_data.cardinality())
+        if steps <= 0:
+            raise ValueError(f"The split {train_split!r} of {settings.dataset!r} has fewer than "
+                             f"batch_size={settings.batch_size} examples: lower --batch-size.")
+        if settings.steps_per_epoch:
+            train_data = train_data.repeat()
+        val_data = None
+        if val_split:
+            val_data = pipelines.pipeline(model, settings.dataset, val_split,
+                                          settings.batch_size)
+        recipe = recipes.recipe_for(
+            task, pretrained=bool(settings.from_pretrained),
+            learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+            warmup_ratio=settings.warmup_ratio, decay=settings.decay,
+            label_smoothing=settings.label_smoothing, clipnorm=settings.clipnorm,
+            mixed_precision=settings.mixed_precision,
+        )
+        recipes.compile(model, recipe, total_steps=steps * settings.epochs)
+
+    callbacks = run_callbacks.run_callbacks(run_dir, settings.patience)
+    nan_stop, backup = callbacks[0], callbacks[2]
+    start = time.perf_counter()
+    model.fit(train_data, validation_data=val_data, epochs=settings.epochs,
+              steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    history = json.loads((run_dir / runs.HISTORY).read_text()) \
+        if (run_dir / runs.HISTORY).exists() else []
+    trained = len(history) - backup.resumed_from
+    if nan_stop.stopped_at is None:
+        _save_atomically(model, run_dir / runs.MODEL)
+    return TrainResult(run_dir, model, backup.resumed_from, trained, history, seconds,
+                       stopped_on_nan=nan_stop.stopped_at)
+
+
+def _prepare_folder(run_dir, settings, overwrite):
+    """Make the run folder; True when it holds this very run, finished."""
+    config_path = run_dir / runs.CONFIG
+    if config_path.exists():
+        if runs.is_run(run_dir):
+            existing = runs.read_config(run_dir)
+            differs = sorted(k for k, v in settings.to_json().items() if existing.get(k) != v)
+        else:
+            differs = ["(not a kt run)"]
+        if differs and not overwrite:
+            raise FileExistsError(
+                f"{run_dir} holds another run (its settings differ in {', '.join(differs)}). "
+                "Pass --overwrite to replace it, or choose another --out."
+            )
+        if differs:
+            shutil.rmtree(run_dir)
+        elif (run_dir / runs.MODEL).exists():
+            return True
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{run_dir} exists and is not a run folder: choose another --out, "
+                              "or pass --overwrite to replace it.")
+    elif run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(config_path, settings.to_json())
+    return False
+
+
+def _strategy(name):
+    if name is None:
+        return None
+    from training import distribute
+
+    return distribute.strategy(name)
+
+
+def _build(settings, run_dir, train_split):
+    """The model with its preprocessor: pretrained, or built with a learned tokenizer."""
+    from training import preprocessing, pretrained
+
+    task, overrides = settings.task, dict(settings.overrides)
+    if settings.mixed_precision:
+        overrides["dtype"] = "mixed_bfloat16"
+    classes = _label_names(settings.dataset)
+    if classes and "num_classes" in zoo.task_arguments(settings.model, task):
+        overrides.setdefault("num_classes", len(classes))
+    if settings.from_pretrained:
+        model = pretrained.from_pretrained(settings.from_pretrained, task=task,
+                                           sequence_length=settings.sequence_length,
+                                           **overrides)
+        if model.preprocessor is None and isinstance(model.input, dict):
+            raise ValueError(f"{settings.from_pretrained} has no tokenizer files (vocab.txt, "
+                             "spiece.model, vocab.json + merges.txt) to read text with.")
+    else:
+        tokenizer = _tokenizer(settings, run_dir, train_split)
+        if tokenizer is not None:
+            overrides["vocabulary_size"] = tokenizer.vocabulary_size()
+        if "image_shape" in overrides:  # from scratch: positions laid out for these images
+            overrides.setdefault("position_image_size", tuple(overrides["image_shape"][:2]))
+        model = zoo.build(settings.model, settings.size, task=task, **overrides)
+        if model.preprocessor is None:
+            model.preprocessor = preprocessing.preprocessor_for(
+                model, tokenizer, settings.sequence_length)
+    model.label_names = classes
+    return model
+
+
+def _label_names(dataset):
+    """The class names of a dataset's labels, or None."""
+    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    if not roles or "label" not in roles:
+        return None
+    label = datasets.info(dataset).features[roles["label"]]
+    label = getattr(label, "feature", label)
+    return list(label.names) if hasattr(label, "names") else None
+
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _tokenizer(settings, run_dir, train_split):
+    """The run's tokenizer: read back from the run folder, or learned from the training split
+    (WordPiece for BERT, SentencePiece unigram for GPT and T5) and stored there."""
+    from training import tokenizers
+
+    roles = pipelines.FEATURES.get(settings.dataset) or pipelines.FEATURES.get(
+        settings.dataset.split("/")[0])
+    if "image" in roles:
+        return None
+    path = run_dir / TOKENIZER_FILE
+    if path.exists():
+        return keras.saving.deserialize_keras_object(json.loads(path.read_text()))
+    texts = _texts(settings.dataset, train_split, roles)
+    if settings.model == "bert":
+        vocabulary = tokenizers.train_wordpiece(texts, settings.vocabulary_size)
+        tokenizer = tokenizers.WordPieceTokenizer(vocabulary)
+    else:
+        proto = tokenizers.train_sentencepiece(texts, settings.vocabulary_size,
+                                               hard_vocab_limit=False)
+        tokenizer = tokenizers.SentencePieceTokenizer(proto)
+    temporary = path.with_name("partial." + path.name)
+    temporary.write_text(json.dumps(keras.saving.serialize_keras_object(tokenizer)))
+    os.replace(temporary, path)
+    return tokenizer
+
+
+def _texts(dataset, split, roles):
+    """The strings of a split to learn a vocabulary from: every text role, words joined."""
+    import tensorflow as tf
+
+    data = datasets.load(dataset, split)
+    keys = [roles[r] for r in ("text", "text_pair", "source", "target") if r in roles]
+
+    def strings(element):
+        parts = []
+        for key in keys:
+            value = element[key]
+            if value.shape.rank == 1:  # the words of a sentence
+                value = tf.strings.reduce_join(value, separator=" ")
+            parts.append(value)
+        return tf.data.Dataset.from_tensor_slices(tf.stack(parts))
+
+    return data.flat_map(strings)
+
+
+def _save_atomically(model, path):
+    temporary = path.with_name("partial." + path.name)
+    model.save(temporary)
+    os.replace(temporary, path)
