@@ -106,8 +106,10 @@ class TrainSettings:
 @dataclass
 class TrainResult:
     """What `train` did: the run folder, the epochs it trained in this call, the epoch it
-    resumed from (0 for a fresh run), the whole history, the seconds it took, and the
-    `(epoch, batch)` where the loss became NaN (None when it did not)."""
+    resumed from (0 for a fresh run), the whole history, the seconds it took, the
+    `(epoch, batch)` where the loss became NaN (None when it did not), and the validation
+    figures before training (a fresh run with a validation split; also kept in the run's
+    results.json)."""
 
     run_dir: Path
     model: keras.Model
@@ -117,6 +119,7 @@ class TrainResult:
     seconds: float
     stopped_on_nan: tuple | None = None
     already_complete: bool = False
+    initial: dict | None = None
 
 
 def tasks_for(dataset):
@@ -233,6 +236,13 @@ def train(settings, overwrite=False, verbose=1):
         )
         recipes.compile(model, recipe, total_steps=steps * settings.epochs)
 
+    initial = None
+    if val_data is not None and not resume_epoch(run_dir):  # the figures before training
+        initial = {k: float(v) for k, v in model.evaluate(
+            val_data, return_dict=True, verbose=0).items()}
+        results = runs.read_results(run_dir)
+        results[f"{settings.dataset}:{val_split}:before_training"] = initial
+        runs.write_json(runs.results_path(run_dir), results)
     callbacks = run_callbacks.run_callbacks(run_dir, settings.patience)
     nan_stop, backup = callbacks[0], callbacks[2]
     start = time.perf_counter()
@@ -245,7 +255,7 @@ def train(settings, overwrite=False, verbose=1):
     if nan_stop.stopped_at is None:
         _save_atomically(model, run_dir / runs.MODEL)
     return TrainResult(run_dir, model, backup.resumed_from, trained, history, seconds,
-                       stopped_on_nan=nan_stop.stopped_at)
+                       stopped_on_nan=nan_stop.stopped_at, initial=initial)
 
 
 def _prepare_folder(run_dir, settings, overwrite):

@@ -244,6 +244,19 @@ class CausalLM(Task):
         logits = self.lm_logits(self.backbone.final_norm(x))
         return logits, ops.stack(layer_caches, axis=1)
 
+    def generate(self, inputs, max_new_tokens, sampler="greedy", **kwargs):
+        """Continue prompts: strings in and out with a preprocessor, else token ids.
+
+        A thin call of `zoo.generation.generate` (samplers, beam search, stop tokens, seed:
+        see there), compiled once per shape.
+
+        >>> model.generate([[5, 9, 2]], max_new_tokens=2)  # doctest: +SKIP
+        [[17, 17]]
+        """
+        from zoo import generation
+
+        return generation.generate(self, inputs, max_new_tokens, sampler, **kwargs)
+
 
 def classifier(backbone, num_classes, pooling="last_token", dropout=0.0):
     """Classify by the last real token, as `GPT2ForSequenceClassification` (no dropout)."""

@@ -356,6 +356,19 @@ class Seq2SeqLM(Task):
         )
         return lm_logits(self.backbone, self.lm_head, hidden), cache
 
+    def generate(self, inputs, max_new_tokens, sampler="greedy", **kwargs):
+        """Continue prompts: strings in and out with a preprocessor, else token ids.
+
+        A thin call of `zoo.generation.generate` (samplers, beam search, stop tokens, seed:
+        see there), compiled once per shape.
+
+        >>> model.generate([[5, 9, 2]], max_new_tokens=2)  # doctest: +SKIP
+        [[17, 17]]
+        """
+        from zoo import generation
+
+        return generation.generate(self, inputs, max_new_tokens, sampler, **kwargs)
+
     def _check_cache(self, cache, name):
         c = self.backbone.config
         expected = (None, c.decoder_depth, 2, None, c.num_heads, c.head_dim)

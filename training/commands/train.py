@@ -105,6 +105,9 @@ def run(args):
         print(summary_table(result.history))
         return 0
     print()
+    if result.initial:
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.initial.items()))
+        print(f"Before training (validation): {figures}")
     print(summary_table(result.history))
     if result.stopped_on_nan is not None:
         epoch, batch = result.stopped_on_nan

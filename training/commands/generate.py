@@ -1,0 +1,50 @@
+"""`kt generate RUN_OR_PATH --prompt "..."`: continue a prompt, printing tokens as they come."""
+
+import sys
+
+HELP = "continue a text prompt with a causal or seq2seq language model"
+
+
+def add_arguments(parser):
+    parser.add_argument("target", metavar="RUN_OR_PATH",
+                        help="a run folder, a .keras file, a Hugging Face folder or a .gguf file")
+    parser.add_argument("--prompt", required=True, help="the text to continue")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--sampler", default="greedy",
+                        help="greedy, temperature, top_k, top_p or beam (default: greedy)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--top-p", type=float, default=0.9)
+    parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=None, help="makes sampling reproducible")
+
+
+def run(args):
+    from training import runs
+    from zoo import generation
+
+    model = runs.load_model(args.target)
+    if getattr(model, "preprocessor", None) is None:
+        raise ValueError(f"{args.target} has no tokenizer to read the prompt with: give a run "
+                         "or checkpoint that carries one.")
+    options = dict(sampler=args.sampler, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p, seed=args.seed)
+    if args.sampler == "beam":  # whole sequences: printed at the end
+        print(model.generate(args.prompt, args.max_new_tokens, num_beams=args.num_beams,
+                             length_penalty=args.length_penalty, **options))
+        return 0
+    tokenizer = model.preprocessor.tokenizer
+    stops = set(generation.default_stop_token_ids(model))
+    ids, shown = [], ""
+    for token in generation.stream(model, args.prompt, args.max_new_tokens, **options):
+        if token in stops:
+            break
+        ids.append(token)
+        text = generation.detokenize(tokenizer, [ids])[0]
+        if not text.endswith("\ufffd"):  # a character whose bytes are not all there yet
+            sys.stdout.write(text[len(shown):])
+            sys.stdout.flush()
+            shown = text
+    print(generation.detokenize(tokenizer, [ids])[0][len(shown):] if ids else "")
+    return 0
