@@ -1,0 +1,109 @@
+"""TF Serving's folder layout, `<base_dir>/<name>/<version>/`, and writing a version atomically.
+
+TF Serving watches `<base_dir>/<name>/` and serves the highest numeric version folder. A
+version is written whole into a hidden temporary sibling (`.tmp-<version>-<pid>`, which TF
+Serving ignores: not a number) and renamed into place, so a crash or `kill -9` mid-export
+leaves no version folder, only a temporary one that the next export removes.
+
+Example:
+
+>>> import tempfile
+>>> base = tempfile.mkdtemp()
+>>> next_version(f"{base}/bert")
+1
+>>> path = write_version(f"{base}/bert", 1, lambda folder: open(f"{folder}/x", "w").close())
+>>> path.name, next_version(f"{base}/bert")
+('1', 2)
+"""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+_TEMPORARY = re.compile(r"^\.(tmp|old)-(\d+)-(\d+)$")
+
+
+def versions(model_dir):
+    """The version numbers under `model_dir`, sorted; [] when it does not exist."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def next_version(model_dir):
+    """One more than the highest version under `model_dir`, 1 for a new model."""
+    found = versions(model_dir)
+    return found[-1] + 1 if found else 1
+
+
+def check_name(name):
+    """A model name must be one folder name that TF Serving accepts."""
+    if not name or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ValueError(
+            f"model name {name!r} is not a folder name: use letters, digits, '_', '.' and '-', "
+            "not starting with '.' or '-'."
+        )
+    return name
+
+
+def write_version(model_dir, version, write, overwrite=False):
+    """Call `write(folder)` on a temporary folder, then rename it to `model_dir/version`.
+
+    Args:
+        model_dir: `<base_dir>/<name>`, created if missing.
+        version: a positive int.
+        write: fills the folder it is given.
+        overwrite: replace an existing version folder; otherwise that is a FileExistsError.
+
+    Returns the version folder's path.
+    """
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"version must be a positive int (TF Serving's folder name), "
+                         f"got {version!r}.")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(model_dir)
+    target = model_dir / str(version)
+    if target.exists() and not overwrite:
+        raise FileExistsError(
+            f"{target} exists: pass overwrite=True (`--overwrite`) to replace it, or leave "
+            "version unset to write the next one."
+        )
+    temporary = model_dir / f".tmp-{version}-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    try:
+        write(str(temporary))
+        if target.exists():  # overwrite: move the old one aside, then swap in the new one
+            old = model_dir / f".old-{version}-{os.getpid()}"
+            os.rename(target, old)
+            os.rename(temporary, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return target
+
+
+def remove_stale_temporaries(model_dir):
+    """Remove the temporary folders of exports whose process is gone (killed mid-export)."""
+    for path in Path(model_dir).iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match and not _alive(int(match.group(3))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return False  # ours, left by an earlier failed call in this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

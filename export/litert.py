@@ -1,0 +1,184 @@
+"""`tflite(model, path, quantize=...)`: a zoo model as a TFLite flatbuffer for LiteRT.
+
+The TFLite model takes the Keras model's inputs (`token_ids`, `padding_mask`, ... int32 of a
+fixed length: the preprocessor's `sequence_length`, else `min(128, max_sequence_length)`; or
+float32 `pixels`) with any batch size, under its one signature `serving_default`, and returns
+`logits` (a backbone: its outputs). Tokenize in the app, or with the model's preprocessor.
+
+Quantization, one string:
+
+| quantize | weights | activations | needs |
+|---|---|---|---|
+| None | float32 | float32 | |
+| "fp16" | float16 | float32 | |
+| "dynamic" | int8 | float32 (int8 matmuls on the fly) | |
+| "int8" | int8 | int8 where an int8 kernel exists, float elsewhere | `representative_data` |
+
+All four families convert (T5 too: keras-hub's `T5Seq2SeqLM` fails here at a StridedSlice).
+The conversion goes through a temporary SavedModel: converting the concrete function
+directly gives NaNs with Keras 3's variables.
+
+Example:
+
+>>> import tempfile, numpy as np, zoo
+>>> model = zoo.build("vit", task="classifier", num_classes=3)
+>>> path = tflite(model, tempfile.mkdtemp() + "/vit.tflite")
+>>> pixels = np.zeros((2, *model.input.shape[1:]), "float32")
+>>> run_tflite(path, pixels)["logits"].shape
+(2, 3)
+"""
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from export.signatures import is_image_model, model_input_specs, structure, task_of
+
+QUANTIZATIONS = (None, "fp16", "dynamic", "int8")
+# Ops kept in float in int8 models, by task: LiteRT 2.3 aborts the process (SIGABRT, no
+# message) in an int8 ADD of T5's graph; with ADD in float it runs (found by bisecting the
+# op types with tf.lite's QuantizationDebugger).
+INT8_FLOAT_OPS = {"seq2seq_lm": ["ADD"]}
+DEFAULT_SEQUENCE_LENGTH = 128
+MAX_REPRESENTATIVE_EXAMPLES = 200
+
+
+def tflite(model, path, quantize=None, representative_data=None):
+    """Convert `model` to TFLite at `path` (written atomically); returns the path.
+
+    Args:
+        model: a zoo model.
+        path: the `.tflite` file to write.
+        quantize: None, "fp16", "dynamic" or "int8" (see the module docstring).
+        representative_data: for "int8": batches of model inputs (dicts of arrays, or image
+            arrays; `(x, y)` tuples as `training.pipelines` yields are fine), an iterable or
+            a `tf.data.Dataset`; up to 200 examples calibrate the activation ranges.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
+    if quantize == "int8" and representative_data is None:
+        raise ValueError(
+            "quantize='int8' needs representative_data: a few batches of model inputs (e.g. "
+            "`training.pipelines.pipeline(model, dataset, 'train[:200]')`), to calibrate the "
+            "activation ranges."
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    specs = model_input_specs(model, *fixed_lengths(model))
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".tflite-") as folder:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", _model_fn(model, list(specs)),
+                             input_signature=list(specs.values()))
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            folder, signature_keys=["serving_default"])
+        _configure(converter, quantize, representative_data, specs)
+        float_ops = INT8_FLOAT_OPS.get(task_of(model)) if quantize == "int8" else None
+        if float_ops:
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=lambda: _examples(representative_data, specs),
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                    denylisted_ops=float_ops),
+            )
+            flatbuffer = debugger.get_nondebug_quantized_model()
+        else:
+            flatbuffer = converter.convert()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(flatbuffer)
+    os.replace(temporary, path)
+    return path
+
+
+def fixed_lengths(model):
+    """`(sequence_length, num_masks)` of the TFLite inputs (None, None for images)."""
+    if is_image_model(model):
+        return None, None
+    preprocessor = getattr(model, "preprocessor", None)
+    length = getattr(preprocessor, "sequence_length", None)
+    if length is None:
+        config = getattr(model, "backbone", model).config
+        limit = getattr(config, "max_sequence_length", None) or DEFAULT_SEQUENCE_LENGTH
+        length = min(DEFAULT_SEQUENCE_LENGTH, limit)
+    masks = getattr(preprocessor, "max_predictions", None) or math.ceil(0.15 * length)
+    return length, masks
+
+
+def _model_fn(model, names):
+    backbone = task_of(model) == "backbone"
+
+    def call(*tensors):
+        outputs = model(structure(names, tensors), training=False)
+        return dict(outputs) if backbone else {"logits": outputs}
+
+    return call
+
+
+def _configure(converter, quantize, representative_data, specs):
+    if quantize is None:
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.representative_dataset = lambda: _examples(representative_data, specs)
+        # int8 kernels where TFLite has them, float for the rest (GELU, layer norm, ...).
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+
+
+def _examples(data, specs, limit=MAX_REPRESENTATIVE_EXAMPLES):
+    """One-example dicts {input name: array [1, ...]} from batches of model inputs."""
+    count = 0
+    if isinstance(data, tf.data.Dataset):
+        data = data.as_numpy_iterator()
+    for batch in data:
+        if isinstance(batch, tuple):
+            batch = batch[0]
+        if not isinstance(batch, dict):
+            batch = {"pixels": batch}
+        batch = {name: np.asarray(value) for name, value in batch.items()}
+        missing = set(specs) - set(batch)
+        if missing:
+            raise ValueError(f"representative_data lacks the inputs {sorted(missing)}; give "
+                             f"batches of the model's inputs {sorted(specs)}.")
+        for i in range(len(next(iter(batch.values())))):
+            yield {name: batch[name][i:i + 1].astype(spec.dtype.as_numpy_dtype)
+                   for name, spec in specs.items()}
+            count += 1
+            if count >= limit:
+                return
+
+
+def run_tflite(path_or_interpreter, inputs):
+    """Run a TFLite model from `tflite` with `ai_edge_litert`: `inputs` a dict of model
+    inputs (or an image array); returns the dict of outputs."""
+    interpreter = path_or_interpreter
+    if not hasattr(interpreter, "get_signature_runner"):
+        interpreter = interpreter_for(path_or_interpreter)
+    runner = interpreter.get_signature_runner("serving_default")
+    if not isinstance(inputs, dict):
+        inputs = {"pixels": inputs}
+    details = runner.get_input_details()
+    unknown = set(inputs) - set(details)
+    if unknown:
+        raise ValueError(f"the TFLite model has no inputs {sorted(unknown)}; it takes "
+                         f"{sorted(details)}.")
+    return runner(**{name: np.asarray(value).astype(details[name]["dtype"])
+                     for name, value in inputs.items()})
+
+
+def interpreter_for(path):
+    """A LiteRT interpreter for a `.tflite` file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path))
+
+
+__all__ = ["tflite", "run_tflite", "interpreter_for", "fixed_lengths"]

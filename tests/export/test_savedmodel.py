@@ -1,0 +1,253 @@
+"""SavedModel export: TF Serving layout, named signatures per task, parity with Keras in a
+fresh process, raw-input signatures against preprocess-then-model, bad inputs, atomicity."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import export
+from export import layout, warmup
+from export.report import run_saved_model
+from tests.export.models import CASES, TEXTS, build, case_id, model_inputs
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every family x task exported once: {case id: (model, version folder)}."""
+    base = tmp_path_factory.mktemp("exports")
+    found = {}
+    for case in CASES:
+        model = build(*case)
+        found[case_id(case)] = (model, export.saved_model(model, base))
+    return found
+
+
+def keras_outputs(model, x):
+    outputs = model.predict_on_batch(x)
+    return dict(outputs) if isinstance(outputs, dict) else {"logits": outputs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_every_family_and_task_equals_keras_in_a_fresh_process(exported, case):
+    model, path = exported[case_id(case)]
+    x = model_inputs(model)
+    signature = "token_ids" if isinstance(x, dict) else "pixels"
+    # run_saved_model fails if the process imported any project module.
+    outputs, _ = run_saved_model(path, signature, x if isinstance(x, dict) else {"pixels": x})
+    for name, expected in keras_outputs(model, x).items():
+        np.testing.assert_allclose(outputs[name], expected, atol=1e-5, rtol=0)
+
+
+def test_layout_and_signatures_per_task(exported):
+    names = {key: sorted(warmup.signatures(path)) for key, (_, path) in exported.items()}
+    assert names == {
+        "bert-classifier": ["serving_default", "token_ids"],
+        "bert-token_classifier": ["serving_default", "token_ids"],
+        "bert-masked_lm": ["fill_mask", "serving_default", "token_ids"],
+        "bert-backbone": ["embed", "serving_default", "token_ids"],
+        "gpt-classifier": ["serving_default", "token_ids"],
+        "gpt-causal_lm": ["serving_default", "token_ids"],
+        "t5-seq2seq_lm": ["serving_default", "token_ids"],
+        "vit-classifier": ["pixels", "serving_default"],
+    }
+    _, path = exported["bert-classifier"]
+    assert (path.parent.name, path.name) == ("bert_text_classifier", "1")
+    assert warmup.signatures(path)["serving_default"] == {"text": (tf.string, [None])}
+    config = (path.parent.parent / "models.config").read_text()
+    assert config.count("config {") == 8 and f'base_path: "{path.parent}"' in config
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    _, path = exported["bert-masked_lm"]
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--all", "--dir", str(path)], capture_output=True,
+                           text=True, check=True).stdout
+    for name in ("fill_mask", "token_ids", "serving_default"):
+        assert f"signature_def['{name}']" in shown
+    assert "inputs['text'] tensor_info" in shown and "outputs['tokens']" in shown
+
+
+def signature(path, name):
+    return tf.saved_model.load(str(path)).signatures[name]
+
+
+def test_text_classifier_raw_text_equals_preprocess_then_model(exported):
+    model, path = exported["bert-classifier"]
+    served = signature(path, "serving_default")(text=tf.constant(TEXTS))
+    logits = model.predict_on_batch(model.preprocessor(tf.constant(TEXTS)))
+    np.testing.assert_allclose(served["logits"], logits, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(served["probabilities"], tf.nn.softmax(logits), atol=1e-6)
+    assert served["label_id"].numpy().tolist() == logits.argmax(-1).tolist()
+    assert served["label_name"].numpy().tolist() == [
+        f"LABEL_{i}".encode() for i in logits.argmax(-1)]
+
+
+def test_embed_is_the_normalized_mean_of_real_tokens(exported):
+    model, path = exported["bert-backbone"]
+    served = signature(path, "embed")(text=tf.constant(TEXTS))["embedding"].numpy()
+    x = model.preprocessor(tf.constant(TEXTS))
+    sequence = model.predict_on_batch(x)["sequence_output"]
+    mask = x["padding_mask"].numpy()[:, :, None]
+    mean = (sequence * mask).sum(1) / mask.sum(1)
+    expected = mean / np.linalg.norm(mean, axis=-1, keepdims=True)
+    np.testing.assert_allclose(served, expected, atol=1e-6)
+
+
+def test_token_classifier_tags_words_with_offsets(exported):
+    model, path = exported["bert-token_classifier"]
+    text = "the  northwind jumps"  # "northwind" is 2 pieces; two spaces before it
+    served = signature(path, "serving_default")(text=tf.constant([text, ""]))
+    assert served["words"].numpy().tolist() == [[b"the", b"northwind", b"jumps"], [b"", b"", b""]]
+    assert served["start"].numpy().tolist() == [[0, 5, 15], [-1, -1, -1]]
+    assert served["end"].numpy().tolist() == [[3, 14, 20], [-1, -1, -1]]
+    # Tags from the logits at each word's first piece: [CLS] the north ##wind jump ##s [SEP].
+    x = model.preprocessor(tf.constant([["the", "northwind", "jumps"]]))
+    assert x["token_ids"].numpy()[0, :7].tolist() == [2, 5, 18, 19, 9, 10, 3]
+    logits = model.predict_on_batch(x)[0]
+    assert served["tag_id"].numpy().tolist() == [logits[[1, 2, 4]].argmax(-1).tolist(),
+                                                 [-1, -1, -1]]
+    assert served["tag_name"].numpy()[1].tolist() == [b"", b"", b""]
+
+
+def test_fill_mask_finds_each_mask_and_ranks_the_vocabulary(exported):
+    model, path = exported["bert-masked_lm"]
+    served = signature(path, "fill_mask")(text=tf.constant(["the [MASK] fox [MASK].", "dog"]))
+    assert served["num_masks"].numpy().tolist() == [2, 0]
+    positions = served["mask_positions"].numpy()
+    assert positions[0, :2].tolist() == [2, 4]  # [CLS] the [MASK] fox [MASK] . [SEP]
+    ids = np.array([[2, 5, 4, 8, 4, 14, 3] + [0] * 5])
+    x = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": (ids > 0) * 1,
+         "mask_positions": positions[:1]}
+    probabilities = tf.nn.softmax(model.predict_on_batch(
+        {k: v.astype("int32") for k, v in x.items()})).numpy()[0, :2]
+    expected = np.argsort(-probabilities, axis=-1)[:, :5]
+    assert served["token_ids"].numpy()[0, :2].tolist() == expected.tolist()
+    np.testing.assert_allclose(served["scores"].numpy()[0, :2],
+                               np.take_along_axis(probabilities, expected, -1), atol=1e-6)
+
+
+def test_image_bytes_equal_decode_then_model(exported):
+    model, path = exported["vit-classifier"]
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(2)]
+    encoded = [tf.io.encode_png(images[0]).numpy(), tf.io.encode_jpeg(images[1]).numpy()]
+    served = signature(path, "serving_default")(image_bytes=tf.constant(encoded))
+    pixels = [tf.image.resize(tf.io.decode_image(b, channels=3), model.input.shape[1:3]) / 255
+              for b in encoded]
+    logits = model.predict_on_batch(np.stack(pixels))
+    np.testing.assert_allclose(served["logits"], logits, atol=1e-5, rtol=0)
+
+
+BAD_TEXT = [b"", b"the " * 25_000, b"\xff\xfe not utf-8 \xc3\x28"]
+
+
+@pytest.mark.parametrize("key", ["bert-classifier", "bert-token_classifier", "bert-masked_lm",
+                                 "bert-backbone"])
+def test_bad_text_gives_defined_outputs(exported, key):
+    _, path = exported[key]
+    loaded = tf.saved_model.load(str(path))
+    name = "fill_mask" if key == "bert-masked_lm" else "embed" if key == "bert-backbone" \
+        else "serving_default"
+    outputs = loaded.signatures[name](text=tf.constant(BAD_TEXT))
+    for value in outputs.values():
+        assert value.shape[0] == 3
+        if value.dtype.is_floating:
+            assert np.isfinite(value.numpy()).all()
+    empty = loaded.signatures[name](text=tf.constant([], tf.string))
+    assert all(value.shape[0] == 0 for value in empty.values())
+
+
+def test_bad_image_bytes_are_an_invalid_argument_and_empty_batch_is_empty(exported):
+    _, path = exported["vit-classifier"]
+    serve = signature(path, "serving_default")
+    for bad in (b"", b"not an image", tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy()[:20]):
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            serve(image_bytes=tf.constant([bad]))
+    assert serve(image_bytes=tf.constant([], tf.string))["logits"].shape == (0, 3)
+
+
+def test_warmup_requests_are_valid_for_every_signature(exported):
+    pytest.importorskip("tensorflow_serving")
+    for key in ("bert-masked_lm", "vit-classifier", "t5-seq2seq_lm"):
+        _, path = exported[key]
+        requests = warmup.read_warmup(path / "assets.extra" / warmup.WARMUP_FILE)
+        assert sorted(name for name, _ in requests) == sorted(warmup.signatures(path))
+        loaded = tf.saved_model.load(str(path))
+        for name, inputs in requests:
+            outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+            assert all(v.shape[0] == 1 for v in outputs.values())
+
+
+def test_versions_are_numbered_and_never_overwritten(tmp_path):
+    model = build("vit", "classifier", {"num_classes": 2})
+    first = export.saved_model(model, tmp_path, name="digits")
+    second = export.saved_model(model, tmp_path, name="digits")
+    assert (first.name, second.name) == ("1", "2")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export.saved_model(model, tmp_path, name="digits", version=1)
+    stamp = (first / "saved_model.pb").stat().st_mtime_ns
+    again = export.saved_model(model, tmp_path, name="digits", version=1, overwrite=True)
+    assert again == first and (first / "saved_model.pb").stat().st_mtime_ns != stamp
+    assert sorted(p.name for p in (tmp_path / "digits").iterdir()) == ["1", "2"]
+    with pytest.raises(ValueError, match="folder name"):
+        export.saved_model(model, tmp_path, name="../x")
+
+
+def test_generate_signature_is_added_when_the_generation_module_exists(monkeypatch, tmp_path):
+    calls = []
+
+    def add_generate_signature(archive, model):
+        calls.append(type(model).__name__)
+        archive.add_endpoint("generate", lambda text: {"text": text},
+                             input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+
+    monkeypatch.setitem(sys.modules, "export.generation",
+                        types.SimpleNamespace(add_generate_signature=add_generate_signature))
+    path = export.saved_model(build("gpt", "causal_lm", {}), tmp_path)
+    assert calls == ["CausalLM"] and "generate" in warmup.signatures(path)
+    export.saved_model(build("gpt", "classifier", {"num_classes": 2}), tmp_path)
+    assert calls == ["CausalLM"]
+
+
+KILLED_EXPORT = textwrap.dedent("""
+    import sys, time
+    import export, zoo
+    from export import warmup
+    def stall(folder, name):
+        open(sys.argv[2], "w").close()  # the SavedModel is written: tell the test
+        time.sleep(600)
+    warmup.write_warmup = stall
+    export.saved_model(zoo.build("vit", task="classifier", num_classes=2), sys.argv[1], "m")
+""")
+
+
+@pytest.mark.slow
+def test_an_export_killed_mid_write_leaves_no_version_folder(tmp_path):
+    ready = tmp_path / "ready"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(tmp_path), str(ready)],
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        deadline = time.time() + 120
+        while not ready.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert ready.exists(), "the export did not reach the point of writing"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    model_dir = tmp_path / "m"
+    assert layout.versions(model_dir) == []
+    assert [p.name for p in model_dir.iterdir()] == [f".tmp-1-{process.pid}"]
+    # The next export removes the dead one's temporary folder and writes version 1.
+    path = export.saved_model(build("vit", "classifier", {"num_classes": 2}), tmp_path, "m")
+    assert path.name == "1" and [p.name for p in model_dir.iterdir()] == ["1"]

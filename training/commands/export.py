@@ -1,0 +1,84 @@
+"""`kt export RUN`: a run's model as a TF Serving SavedModel and TFLite files.
+
+    kt export runs/vit --to savedmodel,tflite --quantize none,int8
+    kt export runs/bert --to savedmodel --out exports --name sentiment
+
+Writes, under `--out` (default `RUN/export/`): `savedmodel/<name>/<version>/` (and
+`savedmodel/models.config`) and `<name>.tflite`, `<name>_<quantize>.tflite`. Int8 calibrates
+on `--calibration-examples` training examples of the run's dataset (`--dataset` to choose).
+"""
+
+from pathlib import Path
+
+HELP = "export a run's model: SavedModel for TF Serving, TFLite (float, fp16, dynamic, int8)"
+FORMATS = ("savedmodel", "tflite")
+QUANTIZE = ("none", "fp16", "dynamic", "int8")
+
+
+def add_arguments(parser):
+    parser.add_argument("run", help="a run folder (kt train --out), a .keras file or a checkpoint")
+    parser.add_argument("--to", default="savedmodel,tflite",
+                        help="comma-separated formats: savedmodel, tflite (default: both)")
+    parser.add_argument("--quantize", default="none",
+                        help="comma-separated TFLite variants: none, fp16, dynamic, int8")
+    parser.add_argument("--out", help="the export folder (default: RUN/export)")
+    parser.add_argument("--name", help="the model's name (default: <family>_<task>)")
+    parser.add_argument("--version", type=int, help="the SavedModel version (default: next)")
+    parser.add_argument("--overwrite", action="store_true", help="replace that version")
+    parser.add_argument("--dataset", help="int8 calibration data (default: the run's dataset)")
+    parser.add_argument("--calibration-examples", type=int, default=200)
+
+
+def parse_list(value, allowed, what):
+    items = [item.strip().lower() for item in value.split(",") if item.strip()]
+    unknown = [item for item in items if item not in allowed]
+    if unknown or not items:
+        raise ValueError(f"unknown {what} {unknown or value!r}; choose from {', '.join(allowed)}.")
+    return items
+
+
+def export_folder(run, out=None):
+    """`--out`, else `<run>/export` for a run folder, else `<file's folder>/export`."""
+    if out:
+        return Path(out)
+    run = Path(run)
+    return (run if run.is_dir() else run.parent) / "export"
+
+
+def calibration_data(model, run, dataset, examples):
+    """Batches of model inputs from the run's training split, for int8."""
+    from training import pipelines, runs
+
+    if dataset is None and runs.is_run(run):
+        dataset = runs.read_config(run).get("dataset")
+    if dataset is None:
+        raise ValueError("--quantize int8 needs calibration data: pass --dataset NAME.")
+    return pipelines.pipeline(model, dataset, f"train[:{examples}]", batch_size=32,
+                              training=False)
+
+
+def run(args):
+    import export
+    from export.savedmodel import default_name
+    from training import runs
+
+    formats = parse_list(args.to, FORMATS, "format")
+    variants = parse_list(args.quantize, QUANTIZE, "quantization")
+    model = runs.load_model(args.run)
+    folder = export_folder(args.run, args.out)
+    name = args.name or default_name(model)
+    if "savedmodel" in formats:
+        path = export.saved_model(model, folder / "savedmodel", name=name, version=args.version,
+                                  overwrite=args.overwrite)
+        print(f"SavedModel: {path}")
+    if "tflite" in formats:
+        for variant in variants:
+            quantize = None if variant == "none" else variant
+            data = None
+            if quantize == "int8":
+                data = calibration_data(model, args.run, args.dataset, args.calibration_examples)
+            suffix = "" if quantize is None else f"_{quantize}"
+            path = export.tflite(model, folder / f"{name}{suffix}.tflite", quantize=quantize,
+                                 representative_data=data)
+            print(f"TFLite ({variant}): {path}")
+    return 0
