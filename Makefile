@@ -54,6 +54,8 @@ demo: install
 		--set image_shape=8,8,1 --set patch_size=2 --set hidden_dim=64 --set num_heads=4 \
 		--set intermediate_dim=128 --set num_layers=4 --epochs 25 --batch-size 32 --lr 2e-3
 	$(BIN)/kt evaluate $(DEMO_RUN)
+	$(BIN)/kt export $(DEMO_RUN) --to savedmodel,tflite --quantize none,int8 --version 1 --overwrite
+	$(BIN)/kt verify $(DEMO_RUN) --examples 360
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
