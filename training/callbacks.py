@@ -106,16 +106,18 @@ class RunHistory(keras.callbacks.Callback):
         runs.write_json(self.path, self.epochs)
 
 
-def run_callbacks(run_dir, early_stopping_patience=None, monitor="val_loss"):
-    """The callbacks of `kt train` for the run folder `run_dir`."""
+def run_callbacks(run_dir, early_stopping_patience=None, monitor="val_loss", backup_dir=None,
+                  chief=True):
+    """The callbacks of `kt train` for the run folder `run_dir`. Under a multi-worker
+    strategy every worker backs up to its own `backup_dir`, and only the `chief` writes the
+    checkpoint, the history and the TensorBoard logs."""
     run_dir = Path(run_dir)
-    callbacks = [
-        StopOnNaN(),
-        LastGoodCheckpoint(run_dir),
-        Backup(run_dir / runs.BACKUP),
-        RunHistory(run_dir),
-        keras.callbacks.TensorBoard(str(run_dir / runs.LOGS)),
-    ]
+    backup = Backup(backup_dir or run_dir / runs.BACKUP)
+    if not chief:
+        callbacks = [StopOnNaN(), backup]
+    else:
+        callbacks = [StopOnNaN(), LastGoodCheckpoint(run_dir), backup, RunHistory(run_dir),
+                     keras.callbacks.TensorBoard(str(run_dir / runs.LOGS))]
     if early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=early_stopping_patience, restore_best_weights=True))

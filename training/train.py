@@ -35,7 +35,7 @@ import keras
 
 import zoo
 from training import callbacks as run_callbacks
-from training import datasets, pipelines, recipes, runs
+from training import datasets, distribute, pipelines, recipes, runs
 
 # What each role set of pipelines.FEATURES can feed.
 LM_TASKS = ("causal_lm", "masked_lm")
@@ -65,7 +65,10 @@ class TrainSettings:
         overrides: config fields and task arguments for `zoo.build` (`num_layers=4`).
         patience: early stopping on the validation loss after this many epochs without gain.
         seed: seeds the weights, the shuffling and the preprocessing.
-        strategy: a `training.distribute` strategy name, or None for the default.
+        strategy: a `training.distribute` strategy name ("mirrored", "multi_worker", ...), or
+            None for TensorFlow's default. `batch_size` is then the global batch; every worker
+            runs the same settings, each backs up to its own folder, and only the chief writes
+            the run folder's model, checkpoints, history and logs.
     """
 
     model: str
@@ -172,7 +175,11 @@ def resolve_task(model, task, dataset):
 
 def resume_epoch(run_dir):
     """The epoch an interrupted run would resume after (0 when there is nothing to resume)."""
-    metadata = Path(run_dir) / runs.BACKUP / "training_metadata.json"
+    return _backup_epoch(Path(run_dir) / runs.BACKUP)
+
+
+def _backup_epoch(backup_dir):
+    metadata = Path(backup_dir) / "training_metadata.json"
     if not metadata.exists():
         return 0
     try:
@@ -212,7 +219,11 @@ def train(settings, overwrite=False, verbose=1):
     keras.utils.set_random_seed(settings.seed)
     train_split, val_split = validation_split(settings)
     strategy = _strategy(settings.strategy)
+    chief = distribute.is_chief() if strategy is not None else True
+    backup_dir = distribute.worker_dir(run_dir, runs.BACKUP) if strategy else run_dir / runs.BACKUP
     with strategy.scope() if strategy else contextlib.nullcontext():
+        if strategy is not None:  # the batch is the global one: it splits over the replicas
+            distribute.per_replica_batch_size(settings.batch_size, strategy)
         model = _build(settings, run_dir, train_split)
         train_data = pipelines.pipeline(model, settings.dataset, train_split,
                                         settings.batch_size, drop_remainder=True,
@@ -234,17 +245,21 @@ def train(settings, overwrite=False, verbose=1):
             label_smoothing=settings.label_smoothing, clipnorm=settings.clipnorm,
             mixed_precision=settings.mixed_precision,
         )
-        recipes.compile(model, recipe, total_steps=steps * settings.epochs)
+        recipes.compile(model, recipe, total_steps=steps * settings.epochs,
+                        jit_compile=strategy is None or distribute.can_jit_compile(strategy))
 
     initial = None
-    if val_data is not None and not resume_epoch(run_dir):  # the figures before training
+    if val_data is not None and not _backup_epoch(backup_dir):  # the figures before training
         initial = {k: float(v) for k, v in model.evaluate(
             val_data, return_dict=True, verbose=0).items()}
-        results = runs.read_results(run_dir)
-        results[f"{settings.dataset}:{val_split}:before_training"] = initial
-        runs.write_json(runs.results_path(run_dir), results)
-    callbacks = run_callbacks.run_callbacks(run_dir, settings.patience)
-    nan_stop, backup = callbacks[0], callbacks[2]
+        if chief:
+            results = runs.read_results(run_dir)
+            results[f"{settings.dataset}:{val_split}:before_training"] = initial
+            runs.write_json(runs.results_path(run_dir), results)
+    callbacks = run_callbacks.run_callbacks(run_dir, settings.patience, backup_dir=backup_dir,
+                                            chief=chief)
+    nan_stop = callbacks[0]
+    backup = next(c for c in callbacks if isinstance(c, run_callbacks.Backup))
     start = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=settings.epochs,
               steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
@@ -252,7 +267,7 @@ def train(settings, overwrite=False, verbose=1):
     history = json.loads((run_dir / runs.HISTORY).read_text()) \
         if (run_dir / runs.HISTORY).exists() else []
     trained = len(history) - backup.resumed_from
-    if nan_stop.stopped_at is None:
+    if nan_stop.stopped_at is None and chief:  # only the chief writes the model
         _save_atomically(model, run_dir / runs.MODEL)
     return TrainResult(run_dir, model, backup.resumed_from, trained, history, seconds,
                        stopped_on_nan=nan_stop.stopped_at, initial=initial)
@@ -287,11 +302,7 @@ def _prepare_folder(run_dir, settings, overwrite):
 
 
 def _strategy(name):
-    if name is None:
-        return None
-    from training import distribute
-
-    return distribute.strategy(name)
+    return None if name is None else distribute.strategy(name)
 
 
 def _build(settings, run_dir, train_split):

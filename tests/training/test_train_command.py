@@ -153,3 +153,13 @@ def test_kill_9_then_the_same_command_resumes_with_the_optimizer_state(tmp_path)
     model = keras.models.load_model(out / "model.keras")
     steps_per_epoch = 1437 * 9 // 10 // 8   # train[:90%] of digits, whole batches
     assert int(model.optimizer.iterations) == 6 * steps_per_epoch
+
+
+def test_a_strategy_trains_in_its_scope_without_xla(tmp_path):
+    out = tmp_path / "mirrored"
+    assert kt("train", *RUNS["vit-classifier"], *TINY, "--strategy", "mirrored",
+              "--out", out) == 0
+    model = runs.load_model(out, compile=True)
+    assert int(model.optimizer.iterations) == 2
+    assert kt("train", *RUNS["vit-classifier"], *TINY, "--strategy", "warp",
+              "--out", tmp_path / "warp") == 2
