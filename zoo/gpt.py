@@ -35,7 +35,7 @@ from keras_transformers.feedforward import ACTIVATIONS
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
 from zoo.heads import Classifier
-from zoo.task import Task
+from zoo.task import GenerativeTask
 
 PACKAGE = "zoo"
 POSITIONS = ("learned", "rotary")
@@ -177,7 +177,7 @@ class GPTBackbone(Backbone):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class CausalLM(Task):
+class CausalLM(GenerativeTask):
     """Next-token prediction: logits `[batch, length, vocabulary_size]` at every position.
 
     The head is the token table (`tie_word_embeddings=True`, as GPT-2 and SmolLM2) or a
@@ -243,19 +243,6 @@ class CausalLM(Task):
             layer_caches.append(layer_cache)
         logits = self.lm_logits(self.backbone.final_norm(x))
         return logits, ops.stack(layer_caches, axis=1)
-
-    def generate(self, inputs, max_new_tokens, sampler="greedy", **kwargs):
-        """Continue prompts: strings in and out with a preprocessor, else token ids.
-
-        A thin call of `zoo.generation.generate` (samplers, beam search, stop tokens, seed:
-        see there), compiled once per shape.
-
-        >>> model.generate([[5, 9, 2]], max_new_tokens=2)  # doctest: +SKIP
-        [[17, 17]]
-        """
-        from zoo import generation
-
-        return generation.generate(self, inputs, max_new_tokens, sampler, **kwargs)
 
 
 def classifier(backbone, num_classes, pooling="last_token", dropout=0.0):

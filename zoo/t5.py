@@ -35,7 +35,7 @@ from keras_transformers import (
 from keras_transformers.feedforward import ACTIVATIONS
 from zoo.backbone import Backbone
 from zoo.config import Family, check_positive
-from zoo.task import Task
+from zoo.task import GenerativeTask
 
 PACKAGE = "zoo"
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
@@ -261,7 +261,7 @@ def lm_logits(backbone, lm_head, hidden):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Seq2SeqLM(Task):
+class Seq2SeqLM(GenerativeTask):
     """Sequence to sequence language modelling: next-token logits of the decoder.
 
     Args:
@@ -355,19 +355,6 @@ class Seq2SeqLM(Task):
             cross_attention_cache=cross_attention_cache, training=False,
         )
         return lm_logits(self.backbone, self.lm_head, hidden), cache
-
-    def generate(self, inputs, max_new_tokens, sampler="greedy", **kwargs):
-        """Continue prompts: strings in and out with a preprocessor, else token ids.
-
-        A thin call of `zoo.generation.generate` (samplers, beam search, stop tokens, seed:
-        see there), compiled once per shape.
-
-        >>> model.generate([[5, 9, 2]], max_new_tokens=2)  # doctest: +SKIP
-        [[17, 17]]
-        """
-        from zoo import generation
-
-        return generation.generate(self, inputs, max_new_tokens, sampler, **kwargs)
 
     def _check_cache(self, cache, name):
         c = self.backbone.config

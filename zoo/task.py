@@ -88,3 +88,21 @@ class Task(keras.Model):
                 importlib.import_module(module)
             model.preprocessor = keras.layers.deserialize(preprocessor)
         return model
+
+
+class GenerativeTask(Task):
+    """A task that continues text: `CausalLM` (GPT) and `Seq2SeqLM` (T5). Subclasses provide
+    `make_cache` and `call_with_cache`; `generate` drives them."""
+
+    def generate(self, inputs, max_new_tokens, sampler="greedy", **kwargs):
+        """Continue prompts: strings in and out with a preprocessor, else token ids.
+
+        A thin call of `zoo.generation.generate` (samplers, beam search, stop tokens, seed:
+        see there), compiled once per shape.
+
+        >>> model.generate([[5, 9, 2]], max_new_tokens=2)  # doctest: +SKIP
+        [[17, 17]]
+        """
+        from zoo import generation
+
+        return generation.generate(self, inputs, max_new_tokens, sampler, **kwargs)

@@ -60,3 +60,9 @@ def model_inputs(model, batch=3, seed=0):
         else:
             inputs[name] = np.zeros((batch, length))
     return {name: value.astype("int32") for name, value in inputs.items()}
+
+
+def keras_outputs(model, x):
+    """The Keras model's outputs as a dict (`{"logits": ...}` for a single tensor)."""
+    outputs = model.predict_on_batch(x)
+    return dict(outputs) if isinstance(outputs, dict) else {"logits": outputs}

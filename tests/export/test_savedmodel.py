@@ -16,7 +16,7 @@ import tensorflow as tf
 import export
 from export import layout, warmup
 from export.report import run_saved_model
-from tests.export.models import CASES, TEXTS, build, case_id, model_inputs
+from tests.export.models import CASES, TEXTS, build, case_id, keras_outputs, model_inputs
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +28,6 @@ def exported(tmp_path_factory):
         model = build(*case)
         found[case_id(case)] = (model, export.saved_model(model, base))
     return found
-
-
-def keras_outputs(model, x):
-    outputs = model.predict_on_batch(x)
-    return dict(outputs) if isinstance(outputs, dict) else {"logits": outputs}
 
 
 @pytest.mark.slow

@@ -6,17 +6,12 @@ import pytest
 
 import export
 from export.litert import fixed_lengths, run_tflite
-from tests.export.models import CASES, SEQUENCE_LENGTH, build, case_id, model_inputs
+from tests.export.models import CASES, SEQUENCE_LENGTH, build, case_id, keras_outputs, model_inputs
 
 # float32 TFLite against Keras: 1e-5, except T5, whose logits are not scaled down (tied
 # head times hidden_dim ** -0.5 only in v1.0) and pass through more sums in another order
 # (TFLite's fused kernels): measured 1.8e-5 on random inputs.
 FLOAT_BOUNDS = {"t5-seq2seq_lm": 5e-5}
-
-
-def keras_outputs(model, x):
-    outputs = model.predict_on_batch(x)
-    return dict(outputs) if isinstance(outputs, dict) else {"logits": outputs}
 
 
 @pytest.mark.slow
