@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install data pretrained test test-tf test-jax lint clean demo
+.PHONY: install data pretrained test test-tf test-jax lint clean demo bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,15 @@ demo: install
 	$(BIN)/kt evaluate $(DEMO_RUN)
 	$(BIN)/kt export $(DEMO_RUN) --to savedmodel,tflite --quantize none,int8 --version 1 --overwrite
 	$(BIN)/kt verify $(DEMO_RUN) --examples 360
+
+# Ours against keras-hub (BENCHMARKS.md), then ours under JAX. Timings: run on a quiet machine.
+$(VENV)/.bench: pyproject.toml | $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
+bench: $(VENV)/.bench data
+	$(BIN)/python -m bench
+	KERAS_BACKEND=jax $(BIN)/python -m bench --only training,generation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

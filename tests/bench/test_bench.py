@@ -1,0 +1,160 @@
+"""The benchmark suite: FLOP formula, configurations, the page, and a `--quick` run."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from bench import __main__ as cli
+from bench import configs, flops, report
+from bench import serving as serving_module
+
+
+def kernel_sizes(model):
+    """Weights of every dense projection: the kernels (embedding tables are looked up)."""
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables
+               if v.path.endswith("kernel"))
+
+
+def test_training_flops_of_a_tiny_gpt_equal_a_hand_count():
+    # 1 layer, d=32, f=64, s=16, B=4, V=256, counted by hand:
+    #   block weights: 4*32*32 + 2*32*64 = 8192; forward 2 * 8192 * (4*16) = 1,048,576
+    #   attention: 2 * 2 * 16*16 * 32 per sequence, x 4 = 131,072
+    #   LM head: 2 * 4*16 * 32*256 = 1,048,576
+    #   training: 3 x (1,048,576 + 131,072 + 1,048,576) = 6,684,672
+    assert flops.training_flops(configs.QUICK["gpt"]) == 6_684_672
+    # The 6 N T form: N = 8192 + 32*256 weights per token, T = 64 tokens, plus attention.
+    six_n_t = 6 * (8192 + 8192) * 64
+    assert flops.training_flops(configs.QUICK["gpt"]) == six_n_t + 12 * 16**2 * 32 * 4
+
+
+def test_training_flops_of_a_tiny_t5_and_vit_equal_hand_counts():
+    # T5: 1 encoder + 1 decoder layer, s=16, t=8, d=32, f=64, B=4, V=256.
+    block = 4 * 32 * 32 + 2 * 32 * 64
+    encoder = 2 * block * 4 * 16 + 4 * 4 * 16 * 16 * 32
+    decoder = 2 * block * 4 * 8 + 4 * 4 * 8 * 8 * 32
+    cross = 2 * 2 * 32 * 32 * 4 * 8 + 2 * 2 * 32 * 32 * 4 * 16 + 4 * 4 * 8 * 16 * 32
+    head = 2 * 4 * 8 * 32 * 256
+    assert flops.training_flops(configs.QUICK["t5"]) == 3 * (encoder + decoder + cross + head)
+    # ViT: 16x16x3 images, patch 4: 16 patches + class token, B=8, 10 classes.
+    patches = 2 * 8 * 16 * (4 * 4 * 3) * 32
+    layer = 2 * block * 8 * 17 + 4 * 8 * 17 * 17 * 32
+    assert flops.training_flops(configs.QUICK["vit"]) == 3 * (patches + layer + 2 * 8 * 32 * 10)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt", "t5", "vit"])
+def test_counted_matmul_weights_are_the_models_kernels(family):
+    w = configs.QUICK[family]
+    counted = sum(flops.matmul_weights(w).values())
+    model = configs.ours(w)
+    tied_head = flops.matmul_weights(w)["head"] if family in ("gpt", "t5") else 0
+    assert kernel_sizes(model) == counted - tied_head  # the tied LM head is the token table
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt", "t5", "vit"])
+def test_ours_and_keras_hub_have_the_same_parameters(family):
+    pytest.importorskip("keras_hub")
+    w = configs.QUICK[family]
+    ours, theirs = configs.ours(w), configs.keras_hub_model(w)
+    assert ours.count_params() == theirs.count_params()
+    x, _ = configs.batch(w)
+    assert ours.predict(x, verbose=0).shape == theirs.predict(x, verbose=0).shape
+
+
+def test_the_page_shows_ratios_and_goals():
+    train = {"ours": 3000.0, "keras_hub": 2000.0}
+    run = {
+        "machine": {"backend": "tensorflow", "cpu": "Test CPU", "cores": 2,
+                    "command": "python -m bench", "versions": {"keras": "3.15.1"}},
+        "peak_matmul_flops": 1e11,
+        "training": [{"family": "gpt", "task": "causal_lm", "jit_compile": True,
+                      "ours": {"tokens_per_second": train["ours"], "mfu": 0.75},
+                      "keras_hub": {"tokens_per_second": train["keras_hub"], "mfu": 0.5}}],
+        "generation": [{"batch_size": 1, "prompt_length": 16, "new_tokens": 64,
+                        "ours": {"new_tokens_per_second": 340.0},
+                        "keras_hub": {"new_tokens_per_second": 170.0},
+                        "keras_hub_default": {"new_tokens_per_second": 100.0}}],
+        "serving": {"latency": {"savedmodel": {"1": {"p50_ms": 2.0, "p99_ms": 3.0}},
+                                "keras_hub_savedmodel": {"1": {"p50_ms": 4.0, "p99_ms": 5.0}},
+                                "tflite_fp32": {"1": {"p50_ms": 1.0, "p99_ms": 1.5}},
+                                "tflite_int8": {"1": {"p50_ms": 0.8, "p99_ms": 1.0}}},
+                    "artifact_bytes": {"savedmodel": 2_500_000}, "skipped": {}},
+    }
+    page = report.markdown(run)
+    assert "| gpt causal_lm | on | 3,000 | 2,000 | 1.50x | 0.75 | 0.50 | met |" in page
+    assert "| 1 | 16 + 64 | 340 | 170 | 2.00x | 100 | 3.40x | **missed** |" in page
+    assert "ours 2.00 ms, keras-hub 4.00 ms (ratio 2.00x): met." in page
+    assert "1.25x faster than fp32: **missed**." in page
+    assert "| savedmodel | 2.00 / 3.00 | 2.50 MB |" in page
+    assert "Test CPU, 2 cores" in page
+
+
+def test_the_page_is_made_of_the_newest_complete_full_run_of_each_backend(tmp_path):
+    runs = {"20260101-000000-tensorflow.json": ("tensorflow", "old", False, True),
+            "20260102-000000-tensorflow.json": ("tensorflow", "new", False, True),
+            "20260103-000000-tensorflow.json": ("tensorflow", "quick", True, True),
+            "20260104-000000-tensorflow.json": ("tensorflow", "crashed", False, False),
+            "20260101-000000-jax.json": ("jax", "jax", False, True)}
+    for name, (backend, label, quick, complete) in runs.items():
+        run = {"machine": {"backend": backend, "time": label}, "quick": quick,
+               "complete": complete}
+        (tmp_path / name).write_text(json.dumps(run))
+    assert [run["machine"]["time"] for run in report.latest_runs(tmp_path)] == ["jax", "new"]
+
+
+def test_bad_flags_say_what_to_choose(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse(["--only", "training,speed"])
+    assert "choose among training,generation,serving" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_without_keras_hub_ours_only_are_measured_and_the_results_say_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(configs, "keras_hub_available", lambda: False)
+    assert cli.main(["--quick", "--only", "generation", "--results", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*-tensorflow.json")
+    results = json.loads(path.read_text())
+    assert any("keras-hub is not installed" in note for note in results["notes"])
+    assert all(record["keras_hub"] is None and record["keras_hub_default"] is None
+               for record in results["generation"])
+    assert all(record["ours"]["new_tokens_per_second"] > 0 for record in results["generation"])
+
+
+def test_serving_without_the_export_package_skips_its_ways_and_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "export", None)  # `import export` now fails
+    record = serving_module.compare_serving(configs.QUICK["bert"], batch_sizes=(1,), requests=2,
+                                     warmup=1, ways=("keras_predict", "savedmodel",
+                                                     "tflite_int8"), keras_hub=False)
+    assert set(record["skipped"]) == {"savedmodel", "tflite_int8"}
+    assert record["skipped"]["savedmodel"].startswith("export is not importable")
+    assert record["latency"]["keras_predict"]["1"]["p50_ms"] > 0
+
+
+@pytest.mark.slow
+def test_quick_run_writes_positive_figures_and_the_page(tmp_path):
+    pytest.importorskip("keras_hub")
+    page = tmp_path / "BENCHMARKS.md"
+    assert cli.main(["--quick", "--results", str(tmp_path),
+                     "--markdown", str(page)]) == 0
+    (path,) = tmp_path.glob("*-tensorflow.json")
+    results = json.loads(path.read_text())
+    assert results["quick"] and results["complete"] and results["peak_matmul_flops"] > 0
+    assert results["machine"]["versions"]["keras-hub"]
+    (fit,) = results["training"]
+    for side in ("ours", "keras_hub"):
+        assert fit[side]["tokens_per_second"] > 0 and 0 < fit[side]["mfu"] < 1
+    (pipe,) = results["pipeline"]
+    assert pipe["dataset"] == "fortunes" and pipe["pipeline"]["tokens_per_second"] > 0
+    assert [g["batch_size"] for g in results["generation"]] == [1, 2]
+    for side in ("ours", "keras_hub", "keras_hub_default"):
+        assert all(g[side]["new_tokens_per_second"] > 0 for g in results["generation"])
+    serving = results["serving"]
+    assert serving["skipped"] == {}
+    assert set(serving["latency"]) == set(serving_module.WAYS)
+    for by_batch in serving["latency"].values():
+        assert all(0 < v["p50_ms"] <= v["p99_ms"] for v in by_batch.values())
+    sizes = serving["artifact_bytes"]
+    assert sizes["tflite_int8"] < sizes["tflite_fp32"] and sizes["tflite_dynamic"] < \
+        sizes["tflite_fp32"]
+    assert "Training throughput" in page.read_text()
