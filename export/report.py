@@ -143,8 +143,9 @@ def run_saved_model(path, signature, inputs, repeats=1):
         np.savez(inputs_path, **{k: _storable(v) for k, v in inputs.items()})
         # The source through `-c`, run in the temporary folder: `python export/standalone.py`
         # would put export/ first on sys.path, where its modules shadow others.
-        command = [sys.executable, "-c", STANDALONE.read_text(), str(path), signature,
-                   str(inputs_path), str(outputs_path), str(repeats)]
+        # The path made absolute: the process runs in the temporary folder.
+        command = [sys.executable, "-c", STANDALONE.read_text(), str(Path(path).resolve()),
+                   signature, str(inputs_path), str(outputs_path), str(repeats)]
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         environment.pop("PYTHONPATH", None)
         done = subprocess.run(command, capture_output=True, text=True, env=environment,

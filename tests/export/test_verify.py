@@ -15,9 +15,10 @@ from training.cli import main
 
 
 @pytest.mark.slow
-def test_verify_reports_parity_size_and_latency(tmp_path):
+def test_verify_reports_parity_size_and_latency(tmp_path, monkeypatch):
     model = build("bert", "classifier", {"num_classes": 3})
-    saved = export.saved_model(model, tmp_path / "serving")
+    monkeypatch.chdir(tmp_path)  # a relative path, as `kt verify runs/x` gives
+    saved = export.saved_model(model, "serving")
     lite = export.tflite(model, tmp_path / "model.tflite")
     dynamic = export.tflite(model, tmp_path / "dynamic.tflite", quantize="dynamic")
     report = export.verify(model, [saved, lite, dynamic], TEXTS)  # raw text, preprocessed once
