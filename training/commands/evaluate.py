@@ -22,7 +22,8 @@ def run(args):
     results[f"{dataset}:{args.split}"] = scores
     runs.write_json(results_path, results)
     width = max(len(k) for k in scores)
-    print(f"{config['model']} ({config['size']}, {config['task']}) on {dataset} {args.split}:")
+    source = config.get("from_pretrained") or config["size"]
+    print(f"{config['model']} ({source}, {config['task']}) on {dataset} {args.split}:")
     for key, value in scores.items():
         print(f"  {key.ljust(width)}  {value:.4f}")
     return 0
