@@ -4,8 +4,9 @@
 TFRecord of `PredictionLog`s (`tensorflow-serving-api`'s protos), one small request per
 signature, which TF Serving replays when it loads the version, so the first real request
 does not pay for graph warmup. The requests are made from the signatures themselves: a
-string for text, a small PNG for `image_bytes`, ones for ids and masks, zeros for floats;
-unknown dimensions are 1 (batch) and 8 (others).
+string for text, a small PNG for `image_bytes`, ones for ids and masks (and for generate's
+`max_new_tokens`), zeros for floats (greedy, for generate's `temperature`); unknown dimensions
+are 1 (batch) and 8 (others), scalars stay scalars.
 
 `write_models_config(base_dir)` writes `<base_dir>/models.config`, the `--model_config_file`
 that serves every model folder under `base_dir` from one TF Serving process.
@@ -58,8 +59,12 @@ def signatures(version_dir):
 
 
 def example_input(name, dtype, shape):
-    """A small valid value for a signature input (see the module docstring)."""
-    shape = [1] + [8 if d is None else d for d in (shape or [None])[1:]]
+    """A small valid value for a signature input (see the module docstring); a scalar input
+    (generate's `max_new_tokens`, `seed`, ...) gets a scalar."""
+    if shape is None:  # unknown rank: a batch of one
+        shape = [None]
+    if shape:
+        shape = [1] + [8 if d is None else d for d in shape[1:]]
     if dtype == tf.string:
         if name == "image_bytes":
             return np.full(shape, tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy(),

@@ -50,10 +50,12 @@ def test_layout_and_signatures_per_task(exported):
         "bert-masked_lm": ["fill_mask", "serving_default", "token_ids"],
         "bert-backbone": ["embed", "serving_default", "token_ids"],
         "gpt-classifier": ["serving_default", "token_ids"],
-        "gpt-causal_lm": ["serving_default", "token_ids"],
-        "t5-seq2seq_lm": ["serving_default", "token_ids"],
+        "gpt-causal_lm": ["generate", "serving_default", "token_ids"],
+        "t5-seq2seq_lm": ["generate", "serving_default", "token_ids"],
         "vit-classifier": ["pixels", "serving_default"],
     }
+    _, path = exported["gpt-causal_lm"]
+    assert warmup.signatures(path)["generate"]["max_new_tokens"] == (tf.int32, [])
     _, path = exported["bert-classifier"]
     assert (path.parent.name, path.name) == ("bert_text_classifier", "1")
     assert warmup.signatures(path)["serving_default"] == {"text": (tf.string, [None])}
