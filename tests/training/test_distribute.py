@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import export
 from training import distribute, runs
 
 WORKER = Path(__file__).resolve().parents[1] / "fixtures" / "distribute_worker.py"
@@ -229,6 +230,10 @@ def test_multi_worker_fit_trains_in_sync(interrupted_cluster):
     inputs = {name: saved[name] for name in ("token_ids", "segment_ids", "padding_mask")}
     np.testing.assert_allclose(model(inputs), saved["logits"], atol=1e-5)
     np.testing.assert_allclose(model.get_weights()[0], first["arr_0"], atol=0)
+    # The chief's model exports, and the export equals it (checked in a fresh process).
+    exported = export.saved_model(model, out / "exports")
+    report = export.verify(model, exported, inputs)
+    assert report.checks[0].max_abs_diff < 1e-5 and report.checks[0].top1_agreement == 1.0
 
 
 @pytest.mark.slow
