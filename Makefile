@@ -38,10 +38,11 @@ lint: install
 test-tf: install data pretrained
 	$(BIN)/pytest -q
 
-# Under JAX: the layers and every zoo family (checkpoint mapping is numpy, tested under TF).
+# Under JAX: the layers and every zoo family, the quick tests only (checkpoint mapping is
+# numpy, tested under TF; the slow generation and attention-map tests repeat what TF covers).
 test-jax: install
-	KERAS_BACKEND=jax $(BIN)/pytest -q tests/keras_transformers tests/zoo keras_transformers zoo \
-		--ignore-glob='tests/zoo/test_checkpoints_*'
+	KERAS_BACKEND=jax $(BIN)/pytest -q -m "not slow" tests/keras_transformers tests/zoo \
+		keras_transformers zoo --ignore-glob='tests/zoo/test_checkpoints_*'
 
 test: lint data pretrained test-tf test-jax
 
