@@ -56,7 +56,7 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
 
 
 def _labels(dataset, split):
-    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    roles = pipelines.roles_of(dataset)
     key = roles["label"]
     data = datasets.load(dataset, split).map(lambda e: e[key])
     return np.array(list(data.as_numpy_iterator()))
@@ -71,9 +71,9 @@ def majority_baseline(dataset, split, train_split="train"):
 def _tag_names(model, dataset):
     if getattr(model, "label_names", None):
         return list(model.label_names)
-    from training.train import _label_names
+    from training.train import label_names
 
-    return _label_names(dataset)
+    return label_names(dataset)
 
 
 def token_f1(model, data, tag_names):
@@ -100,7 +100,7 @@ def translation_bleu(model, dataset, split, limit, batch_size):
     if not hasattr(model, "generate"):
         raise ValueError(f"{type(model).__name__} cannot generate text, so BLEU cannot be "
                          "measured.")
-    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    roles = pipelines.roles_of(dataset)
     pairs = datasets.load(dataset, split).take(limit)
     sources, references = [], []
     for element in pairs.as_numpy_iterator():

@@ -79,6 +79,12 @@ GUESSES = {"text": ("text", "sentence", "tokens", "content"), "label": ("label",
            "image": ("image",)}
 
 
+def roles_of(name):
+    """`{role: feature name}` of a dataset in `FEATURES` (a config such as
+    "gettext_translations/de" falls back to its dataset's entry), or None when it has none."""
+    return FEATURES.get(name) or FEATURES.get(name.split("/")[0])
+
+
 def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
              tokenizer=None, preprocessor=None, features=None, training=None, shuffle=None,
              shuffle_buffer_size=10_000, cache=True, bucket_boundaries=None,
@@ -197,7 +203,7 @@ def _selector(preprocessor, spec, name, features):
 
     table = {}
     if name is not None:
-        table = FEATURES.get(name) or FEATURES.get(name.split("/")[0]) or {}
+        table = roles_of(name) or {}
     chosen = {**table, **(features or {})}
     for role in required + optional:
         if role not in chosen and role in GUESSES and (name is None or not table):

@@ -127,7 +127,7 @@ class TrainResult:
 
 def tasks_for(dataset):
     """The tasks a dataset can feed, in order of preference."""
-    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    roles = pipelines.roles_of(dataset)
     if roles is None:
         raise ValueError(f"Unknown dataset {dataset!r}. Datasets: {sorted(pipelines.FEATURES)}.")
     if "source" in roles:
@@ -312,7 +312,7 @@ def _build(settings, run_dir, train_split):
     task, overrides = settings.task, dict(settings.overrides)
     if settings.mixed_precision:
         overrides["dtype"] = "mixed_bfloat16"
-    classes = _label_names(settings.dataset)
+    classes = label_names(settings.dataset)
     if classes and "num_classes" in zoo.task_arguments(settings.model, task):
         overrides.setdefault("num_classes", len(classes))
     if settings.from_pretrained:
@@ -336,9 +336,9 @@ def _build(settings, run_dir, train_split):
     return model
 
 
-def _label_names(dataset):
+def label_names(dataset):
     """The class names of a dataset's labels, or None."""
-    roles = pipelines.FEATURES.get(dataset) or pipelines.FEATURES.get(dataset.split("/")[0])
+    roles = pipelines.roles_of(dataset)
     if not roles or "label" not in roles:
         return None
     label = datasets.info(dataset).features[roles["label"]]
@@ -354,8 +354,7 @@ def _tokenizer(settings, run_dir, train_split):
     (WordPiece for BERT, SentencePiece unigram for GPT and T5) and stored there."""
     from training import tokenizers
 
-    roles = pipelines.FEATURES.get(settings.dataset) or pipelines.FEATURES.get(
-        settings.dataset.split("/")[0])
+    roles = pipelines.roles_of(settings.dataset)
     if "image" in roles:
         return None
     path = run_dir / TOKENIZER_FILE
