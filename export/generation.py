@@ -14,16 +14,32 @@ Prompts are cut from the left to leave room for `max_new_tokens` in the fixed ca
 `max_length` positions; an empty prompt fails with "empty prompt". Serving needs only
 TensorFlow and tensorflow-text (for the tokenizer's ops).
 
-TFLite: `tflite_decoder(model, prompt_length, max_length)` converts a `CausalLM` to a model
-with two signatures over an explicit cache tensor `[1, layers, 2, max_length, kv_heads,
-head_dim]`:
+TFLite: `tflite_decoder(model, prompt_length, max_length)` converts a `CausalLM`, and
+`tflite_decoder(model, max_length=..., encoder_length=...)` a `Seq2SeqLM` (T5), to a model with
+two signatures over explicit cache tensors: fixed shapes, batch 1, float32, the weights frozen
+into constants. The self attention cache is `[1, layers, 2, max_length, kv_heads, head_dim]`
+(keys at `[:, i, 0]`, values at `[:, i, 1]`); `decode` writes position `index` of it.
 
+    causal LM:
     prefill(token_ids int32 [1, prompt_length]) -> logits [1, prompt_length, vocab], cache
     decode(token_id int32 [1, 1], cache, index int32 []) -> logits [1, vocab], cache
 
-and `litert_generate(model_content, prompt_ids, max_new_tokens)` is the loop that drives it
-(greedy): prefill the right-padded prompt, take the logits at its last real position, then
-one `decode` per token, each writing position `index` of the cache.
+    seq2seq LM (`prefill` runs the encoder once, then the decoder start token,
+    the preprocessor's `decoder_start_id` or 0, at position 0):
+    prefill(encoder_token_ids int32 [1, encoder_length],
+            encoder_padding_mask int32 [1, encoder_length])
+        -> logits [1, vocab] (of the first new token), cache,
+           cross_attention_cache [1, layers, 2, encoder_length, heads, head_dim]
+    decode(token_id int32 [1, 1], cache, cross_attention_cache, encoder_padding_mask,
+           index int32 []) -> logits [1, vocab], cache
+
+`litert_generate(model_content, prompt_ids, max_new_tokens, stop_token_ids)` is the greedy
+LiteRT loop that drives either: prefill the right-padded prompt (a causal LM; its logits at
+the last real position) or the right-padded source with its mask (a seq2seq LM; `prompt_ids`
+are the encoder's ids), take the argmax, then one `decode` per new token at index = the
+prompt's length (1 for a seq2seq LM, after its start token), +1 each step, feeding back the
+cache it returns (and, for a seq2seq LM, the same cross attention cache and mask), until
+`max_new_tokens` or a stop token (included).
 
 Example:
 
@@ -114,19 +130,40 @@ def add_generate_signature(archive, model, max_length=None, name="generate"):
     return archive
 
 
-def tflite_decoder(model, prompt_length, max_length):
-    """A `CausalLM` as a TFLite flatbuffer (bytes) with `prefill` and `decode` signatures.
+def tflite_decoder(model, prompt_length=None, max_length=None, *, encoder_length=None):
+    """A `CausalLM` or `Seq2SeqLM` as a TFLite flatbuffer (bytes) with `prefill` and `decode`
+    signatures (see the module docstring).
 
     Args:
-        model: a `CausalLM`.
-        prompt_length: the (static) width of `prefill`'s `token_ids`; shorter prompts are
-            right-padded by `litert_generate`.
-        max_length: cache positions: prompt + new tokens.
+        model: a `CausalLM` (give `prompt_length`) or a `Seq2SeqLM` (give `encoder_length`).
+        prompt_length: the (static) width of a causal LM's `prefill` `token_ids`; shorter
+            prompts are right-padded by `litert_generate`.
+        max_length: cache positions: prompt + new tokens (a `Seq2SeqLM`: the decoder start
+            token + new tokens).
+        encoder_length: the (static) width of a seq2seq LM's `encoder_token_ids`; shorter
+            sources are right-padded (mask 0) by `litert_generate`.
     """
     decoding = generation.decoding_for(model)
     if isinstance(decoding, generation.Seq2SeqDecoding):
-        raise ValueError("tflite_decoder converts causal language models (GPT-2, Llama style).")
-    if not 0 < prompt_length < max_length <= decoding.context:
+        prefill, decode = _seq2seq_functions(model, decoding, prompt_length, max_length,
+                                             encoder_length)
+    else:
+        prefill, decode = _causal_functions(model, decoding, prompt_length, max_length,
+                                            encoder_length)
+    signatures = {"prefill": _frozen(prefill), "decode": _frozen(decode)}
+    with tempfile.TemporaryDirectory() as folder:
+        tf.saved_model.save(tf.Module(), folder, signatures=signatures,
+                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
+
+
+def _causal_functions(model, decoding, prompt_length, max_length, encoder_length):
+    if encoder_length is not None or prompt_length is None:
+        raise ValueError("A causal LM takes prompt_length (the width of prefill's token_ids), "
+                         "not encoder_length.")
+    if not 0 < prompt_length < (max_length or 0) <= decoding.context:
         raise ValueError(f"Need 0 < prompt_length ({prompt_length}) < max_length ({max_length}) "
                          f"<= the model's context ({decoding.context}).")
     cache_spec = tf.TensorSpec(tuple(model.make_cache(1, max_length).shape), tf.float32,
@@ -143,56 +180,100 @@ def tflite_decoder(model, prompt_length, max_length):
         logits, cache = decoding.step(token_id[:, 0], cache, index)
         return {"logits": logits, "cache": cache}
 
-    # The weights as constants: with variables, LiteRT reads uninitialized resources.
-    functions = [convert_variables_to_constants_v2(f.get_concrete_function())
-                 for f in (prefill, decode)]
-    frozen_prefill, frozen_decode = functions
+    return prefill, decode
 
-    @tf.function(input_signature=prefill.input_signature)
-    def prefill_signature(token_ids):  # named outputs again
-        cache, logits = frozen_prefill(token_ids)  # flattened in key order
+
+def _seq2seq_functions(model, decoding, prompt_length, max_length, encoder_length):
+    if prompt_length is not None or encoder_length is None:
+        raise ValueError("A seq2seq LM takes encoder_length (the width of prefill's "
+                         "encoder_token_ids), not prompt_length: its decoder starts from one "
+                         "start token.")
+    if not (encoder_length > 0 and (max_length or 0) > 1):
+        raise ValueError(f"Need encoder_length ({encoder_length}) > 0 and max_length "
+                         f"({max_length}) > 1 (the decoder start token + new tokens).")
+    start_id = getattr(getattr(model, "preprocessor", None), "decoder_start_id", None)
+    start_id = 0 if start_id is None else int(start_id)  # as `Seq2SeqLM.generate`
+    cache = model.make_cache(1, max_length)
+    _, cross = model.encode(np.zeros((1, encoder_length), "int32"),
+                            np.ones((1, encoder_length), "int32"))
+    cache_spec = tf.TensorSpec(tuple(cache.shape), tf.float32, name="cache")
+    cross_spec = tf.TensorSpec(tuple(cross.shape), tf.float32, name="cross_attention_cache")
+    mask_spec = tf.TensorSpec([1, encoder_length], tf.int32, name="encoder_padding_mask")
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([1, encoder_length], tf.int32, name="encoder_token_ids"), mask_spec])
+    def prefill(encoder_token_ids, encoder_padding_mask):
+        extras = {"encoder_token_ids": encoder_token_ids,
+                  "encoder_padding_mask": encoder_padding_mask}
+        start = tf.fill([1, 1], tf.constant(start_id, tf.int32))
+        logits, (cache, cross, _) = decoding.prefill(start, max_length, extras)
+        return {"logits": logits[:, 0], "cache": cache, "cross_attention_cache": cross}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 1], tf.int32, name="token_id"), cache_spec,
+                                  cross_spec, mask_spec, tf.TensorSpec([], tf.int32, name="index")])
+    def decode(token_id, cache, cross_attention_cache, encoder_padding_mask, index):
+        state = (cache, cross_attention_cache, encoder_padding_mask)
+        logits, (cache, _, _) = decoding.step(token_id[:, 0], state, index)
         return {"logits": logits, "cache": cache}
 
-    @tf.function(input_signature=decode.input_signature)
-    def decode_signature(token_id, cache, index):
-        cache, logits = frozen_decode(token_id, cache, index)
-        return {"logits": logits, "cache": cache}
+    return prefill, decode
 
-    with tempfile.TemporaryDirectory() as folder:
-        tf.saved_model.save(tf.Module(), folder, signatures={"prefill": prefill_signature,
-                                                             "decode": decode_signature},
-                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return converter.convert()
+
+def _frozen(function):
+    """A signature of `function` (a `tf.function` from tensors to a dict) with the weights as
+    constants: with Keras variables, LiteRT reads uninitialized resources (NaN)."""
+    concrete = function.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    names = sorted(concrete.structured_outputs)  # `frozen` returns them flat, in key order
+
+    @tf.function(input_signature=function.input_signature)
+    def signature(*tensors):
+        return dict(zip(names, frozen(*tensors), strict=True))
+
+    return signature
 
 
 def litert_generate(model_content, prompt_ids, max_new_tokens, stop_token_ids=()):
     """Greedy continuation of one prompt (a list of ids) with a `tflite_decoder` model in
-    LiteRT; returns the new ids (a stop token ends them, included)."""
+    LiteRT; returns the new ids (a stop token ends them, included). For a seq2seq model
+    `prompt_ids` is the source (the encoder's ids) and the decoder starts from its start
+    token."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_content)
     prefill = interpreter.get_signature_runner("prefill")
     decode = interpreter.get_signature_runner("decode")
-    prompt_length = prefill.get_input_details()["token_ids"]["shape"][1]
+    inputs = prefill.get_input_details()
+    seq2seq = "encoder_token_ids" in inputs
+    name = "encoder_token_ids" if seq2seq else "token_ids"
+    width = inputs[name]["shape"][1]
     max_length = decode.get_input_details()["cache"]["shape"][3]
-    if not 0 < len(prompt_ids) <= prompt_length:
-        raise ValueError(f"The prompt has {len(prompt_ids)} tokens; this model takes 1 to "
-                         f"{prompt_length}.")
-    if len(prompt_ids) + max_new_tokens > max_length:
-        raise ValueError(f"{len(prompt_ids)} prompt + {max_new_tokens} new tokens exceed the "
-                         f"cache's {max_length} positions.")
-    padded = np.zeros((1, prompt_length), np.int32)
+    if not 0 < len(prompt_ids) <= width:
+        raise ValueError(f"The {'source' if seq2seq else 'prompt'} has {len(prompt_ids)} tokens; "
+                         f"this model takes 1 to {width}.")
+    # Decoder positions before the first new token: the prompt, or T5's start token.
+    start = 1 if seq2seq else len(prompt_ids)
+    if start + max_new_tokens > max_length:
+        raise ValueError(f"{start} {'start token' if seq2seq else 'prompt'} + {max_new_tokens} "
+                         f"new tokens exceed the cache's {max_length} positions.")
+    padded = np.zeros((1, width), np.int32)
     padded[0, :len(prompt_ids)] = prompt_ids
-    out = prefill(token_ids=padded)
-    logits, cache = out["logits"][0, len(prompt_ids) - 1], out["cache"]
+    if seq2seq:
+        mask = (np.arange(width) < len(prompt_ids)).astype(np.int32)[None]
+        state = {"encoder_padding_mask": mask}
+        out = prefill(encoder_token_ids=padded, **state)
+        logits = out["logits"][0]
+        state["cross_attention_cache"] = out["cross_attention_cache"]
+    else:
+        out = prefill(token_ids=padded)
+        logits, state = out["logits"][0, start - 1], {}
+    state["cache"] = out["cache"]
     new = []
-    for index in range(len(prompt_ids), len(prompt_ids) + max_new_tokens):
+    for index in range(start, start + max_new_tokens):
         new.append(int(np.argmax(logits)))
         if new[-1] in stop_token_ids or len(new) == max_new_tokens:
             break
-        out = decode(token_id=np.array([[new[-1]]], np.int32), cache=cache,
-                     index=np.array(index, np.int32))
-        logits, cache = out["logits"][0], out["cache"]
+        out = decode(token_id=np.array([[new[-1]]], np.int32), index=np.array(index, np.int32),
+                     **state)
+        logits, state["cache"] = out["logits"][0], out["cache"]
     return new

@@ -1,5 +1,6 @@
 """Exported generation (`export/generation.py`): the SavedModel `generate` signature in a fresh
-process without the project, and the TFLite prefill/decode loop in LiteRT, against Keras."""
+process without the project, and the TFLite prefill/decode loop in LiteRT (GPT, Llama and T5),
+against Keras."""
 
 import json
 import subprocess
@@ -10,10 +11,28 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.zoo.test_generation import PROMPTS, lively, text_model
+from tests.zoo.test_generation import PROMPTS, T5_SOURCES, lively, text_model
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="exports are TensorFlow")
+
+# T5's TFLite decoder: sources of 2, 3, 5 and 8 (the full encoder width) tokens.
+ENCODER_LENGTH, T5_MAX_LENGTH = 8, 12
+SOURCES = [*T5_SOURCES, [3, 4, 1, 20, 21, 22, 23, 24]]
+# float32 LiteRT against Keras, T5 logits: measured 1.0e-6 here (tests/export/test_tflite.py
+# allows T5 5e-5: its logits are not scaled down and TFLite sums in another order).
+T5_LOGITS_ATOL = 5e-5
+
+
+@pytest.fixture(scope="module")
+def t5():
+    """A tiny T5 with lively weights and its TFLite prefill/decode model (converted once)."""
+    from export.generation import tflite_decoder
+
+    model = lively(zoo.build("t5", size="tiny", task="seq2seq_lm", vocabulary_size=97,
+                             dropout=0.0))
+    return model, tflite_decoder(model, max_length=T5_MAX_LENGTH, encoder_length=ENCODER_LENGTH)
+
 
 # Run in a fresh interpreter: TensorFlow and tf-text only, not this project.
 SERVE = """
@@ -83,7 +102,9 @@ def test_export_refuses_what_it_cannot_do():
         add_generate_signature(keras.export.ExportArchive(), model)
     with pytest.raises(ValueError, match=r"prompt_length \(16\) < max_length \(8\)"):
         tflite_decoder(model, prompt_length=16, max_length=8)
-    with pytest.raises(ValueError, match="causal language models"):
+    with pytest.raises(ValueError, match="takes prompt_length .*, not encoder_length"):
+        tflite_decoder(model, max_length=8, encoder_length=4)
+    with pytest.raises(ValueError, match="takes encoder_length .*, not prompt_length"):
         tflite_decoder(zoo.build("t5", task="seq2seq_lm"), 4, 8)
     content = tflite_decoder(model, prompt_length=4, max_length=8)
     with pytest.raises(ValueError, match="exceed the cache's 8 positions"):
@@ -91,3 +112,70 @@ def test_export_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="this model takes 1 to 4"):
         litert_generate(content, [1, 2, 3, 4, 5], 2)
     assert np.asarray(litert_generate(content, [1, 2], 2)).shape == (2,)
+
+
+@pytest.mark.slow
+def test_tflite_seq2seq_prefill_decode_loop_in_litert_reproduces_keras_greedy(t5):
+    from export.generation import litert_generate
+
+    model, content = t5
+    expected = model.generate(SOURCES, T5_MAX_LENGTH - 1)
+    assert [litert_generate(content, s, T5_MAX_LENGTH - 1) for s in SOURCES] == expected
+    assert len({t for row in expected for t in row}) > 3
+    # A stop token (row 0's third token) ends each greedy row where it first comes, included.
+    stop = expected[0][2]
+    stopped = [row[:row.index(stop) + 1] if stop in row else row for row in expected]
+    assert [litert_generate(content, s, T5_MAX_LENGTH - 1, stop_token_ids=[stop])
+            for s in SOURCES] == stopped
+    assert len(stopped[0]) == 3
+
+
+@pytest.mark.slow
+def test_tflite_seq2seq_prefill_and_decode_logits_equal_keras(t5):
+    """Teacher-forced: the Keras greedy tokens through `decode`, each step's logits against
+    the whole-sequence Keras model's."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    model, content = t5
+    interpreter = Interpreter(model_content=content)
+    prefill = interpreter.get_signature_runner("prefill")
+    decode = interpreter.get_signature_runner("decode")
+    assert prefill.get_input_details()["encoder_token_ids"]["shape"].tolist() == [1, 8]
+    worst = 0.0
+    for source, tokens in zip(SOURCES, model.generate(SOURCES, T5_MAX_LENGTH - 1), strict=True):
+        decoder = [0, *tokens[:-1]]  # T5's start token 0, then the teacher-forced tokens
+        expected = keras.ops.convert_to_numpy(model({
+            "encoder_token_ids": np.array([source], "int32"),
+            "encoder_padding_mask": np.ones((1, len(source)), "int32"),
+            "decoder_token_ids": np.array([decoder], "int32"),
+            "decoder_padding_mask": np.ones((1, len(decoder)), "int32")}))[0]
+        ids = np.zeros((1, ENCODER_LENGTH), "int32")
+        ids[0, :len(source)] = source
+        mask = np.arange(ENCODER_LENGTH)[None] < len(source)
+        state = {"encoder_padding_mask": mask.astype("int32")}
+        out = prefill(encoder_token_ids=ids, **state)
+        state["cross_attention_cache"], state["cache"] = (out["cross_attention_cache"],
+                                                          out["cache"])
+        logits = [out["logits"][0]]
+        for index, token in enumerate(decoder[1:], start=1):
+            out = decode(token_id=np.array([[token]], "int32"), index=np.array(index, "int32"),
+                         **state)
+            logits.append(out["logits"][0])
+            state["cache"] = out["cache"]
+        worst = max(worst, float(np.abs(np.array(logits) - expected).max()))
+    assert np.abs(expected).max() > 1.0  # logits of a size where the bound means something
+    assert worst < T5_LOGITS_ATOL, worst
+
+
+def test_tflite_seq2seq_litert_refuses_bad_sources(t5):
+    from export.generation import litert_generate
+
+    _, content = t5
+    with pytest.raises(ValueError, match="The source has 0 tokens; this model takes 1 to 8"):
+        litert_generate(content, [], 3)
+    with pytest.raises(ValueError, match="The source has 9 tokens; this model takes 1 to 8"):
+        litert_generate(content, list(range(5, 14)), 3)
+    with pytest.raises(ValueError, match=r"1 start token \+ 12 new tokens exceed the cache's "
+                                         "12 positions"):
+        litert_generate(content, [5, 6], 12)
+    assert len(litert_generate(content, [5, 6], 11)) == 11
