@@ -6,6 +6,7 @@ layer serializes (`get_config`, `.keras` round trip).
 
 from keras_transformers.attention import MultiHeadAttention, dot_product_attention
 from keras_transformers.blocks import DecoderBlock, EncoderBlock
+from keras_transformers.dropout import Dropout
 from keras_transformers.embeddings import PatchEmbedding, TokenAndPositionEmbedding
 from keras_transformers.feedforward import FeedForward
 from keras_transformers.masks import causal_mask, merge_masks
@@ -20,6 +21,7 @@ from keras_transformers.positions import (
 
 __all__ = [
     "DecoderBlock",
+    "Dropout",
     "EncoderBlock",
     "FeedForward",
     "MultiHeadAttention",

@@ -13,6 +13,7 @@ Example:
 import keras
 from keras import ops
 
+from keras_transformers.dropout import Dropout
 from keras_transformers.initializers import clone_initializer
 from keras_transformers.masks import merge_masks
 from keras_transformers.positions import RotaryEmbedding
@@ -37,7 +38,7 @@ def dot_product_attention(query, key, value, mask=None, bias=None, scale=None,
         scale: multiplies the logits; `1 / sqrt(head_dim)` when None.
         return_scores: also return the attention probabilities
             `[batch, num_heads, query_length, key_length]`.
-        dropout: a `keras.layers.Dropout` applied to the probabilities (training only).
+        dropout: a function (a `Dropout` layer's call) applied to the probabilities (training only).
 
     Without `return_scores` or dropout this is `keras.ops.dot_product_attention`, which the
     JAX backend fuses (flash attention on GPU). Softmax is computed in float32.
@@ -58,10 +59,16 @@ def dot_product_attention(query, key, value, mask=None, bias=None, scale=None,
         scale = 1.0 / float(query.shape[-1]) ** 0.5
     groups = num_heads // num_kv_heads
     batch, query_length = ops.shape(query)[0], ops.shape(query)[1]
-    grouped = ops.reshape(query, (batch, query_length, num_kv_heads, groups, query.shape[-1]))
-    logits = ops.einsum("bqkgd,bskd->bkgqs", grouped, key)
-    logits = ops.reshape(logits, (batch, num_heads, query_length, ops.shape(key)[1]))
-    logits = ops.cast(logits, "float32") * scale
+    if scale != 1.0:  # on the queries: fewer numbers than the logits
+        query = ops.multiply(query, ops.cast(scale, query.dtype))
+    if groups == 1:  # plain multi-head: 4-D einsums, which TensorFlow runs as one batch matmul
+        logits = ops.einsum("bqhd,bkhd->bhqk", query, key)
+    else:
+        grouped = ops.reshape(query, (batch, query_length, num_kv_heads, groups,
+                                      query.shape[-1]))
+        logits = ops.einsum("bqkgd,bskd->bkgqs", grouped, key)
+        logits = ops.reshape(logits, (batch, num_heads, query_length, ops.shape(key)[1]))
+    logits = ops.cast(logits, "float32")
     if bias is not None:
         logits = logits + ops.cast(bias, "float32")
     if mask is not None:
@@ -70,11 +77,14 @@ def dot_product_attention(query, key, value, mask=None, bias=None, scale=None,
     probabilities = ops.cast(scores, value.dtype)
     if dropout is not None:
         probabilities = dropout(probabilities)
-    probabilities = ops.reshape(
-        probabilities, (batch, num_kv_heads, groups, query_length, ops.shape(key)[1])
-    )
-    output = ops.einsum("bkgqs,bskd->bqkgd", probabilities, value)
-    output = ops.reshape(output, (batch, query_length, num_heads, value.shape[-1]))
+    if groups == 1:
+        output = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
+    else:
+        probabilities = ops.reshape(
+            probabilities, (batch, num_kv_heads, groups, query_length, ops.shape(key)[1])
+        )
+        output = ops.einsum("bkgqs,bskd->bqkgd", probabilities, value)
+        output = ops.reshape(output, (batch, query_length, num_heads, value.shape[-1]))
     return (output, scores) if return_scores else output
 
 
@@ -144,7 +154,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.rotary = RotaryEmbedding(rotary_max_wavelength, dtype=self.dtype_policy,
                                       name="rotary") if use_rotary else None
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy) \
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy) \
             if dropout else None
 
     def _projection(self, name, equation, output_shape, bias_axes):

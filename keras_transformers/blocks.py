@@ -13,6 +13,7 @@ Example:
 import keras
 
 from keras_transformers.attention import MultiHeadAttention
+from keras_transformers.dropout import Dropout
 from keras_transformers.feedforward import FeedForward
 from keras_transformers.normalization import RMSNorm
 
@@ -87,7 +88,7 @@ class TransformerBlock(keras.layers.Layer):
         self.use_rotary = use_rotary
         self.rotary_max_wavelength = rotary_max_wavelength
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def make_attention(self, name, rotary):
         return MultiHeadAttention(

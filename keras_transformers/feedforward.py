@@ -9,6 +9,7 @@ Example:
 
 import keras
 
+from keras_transformers.dropout import Dropout
 from keras_transformers.initializers import clone_initializer
 
 PACKAGE = "keras_transformers"
@@ -68,7 +69,7 @@ class FeedForward(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.activation_fn, self.gated = ACTIVATIONS[activation]
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def _dense(self, units, name):
         return keras.layers.Dense(

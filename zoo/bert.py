@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
-from keras_transformers import EncoderBlock, TokenAndPositionEmbedding
+from keras_transformers import Dropout, EncoderBlock, TokenAndPositionEmbedding
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
 from zoo.heads import BiasAdd, Classifier, TokenClassifier
@@ -86,7 +86,7 @@ class BertBackbone(Backbone):
         self.embeddings_norm = keras.layers.LayerNormalization(
             epsilon=c.layer_norm_epsilon, dtype=dtype, name="embeddings_norm"
         )
-        self.embeddings_dropout = keras.layers.Dropout(c.dropout, dtype=dtype)
+        self.embeddings_dropout = Dropout(c.dropout, dtype=dtype)
         self.transformer_layers = [
             EncoderBlock(
                 c.num_heads, c.intermediate_dim, activation=c.activation, norm_first=False,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
-from keras_transformers import DecoderBlock, TokenAndPositionEmbedding
+from keras_transformers import DecoderBlock, Dropout, TokenAndPositionEmbedding
 from keras_transformers.blocks import NORMS, make_norm
 from keras_transformers.feedforward import ACTIVATIONS
 from zoo.backbone import Backbone
@@ -151,7 +151,7 @@ class GPTBackbone(Backbone):
             position="learned" if c.position == "learned" else None,
             embeddings_initializer=initializer(), dtype=dtype, name="token_embedding",
         )
-        self.embeddings_dropout = keras.layers.Dropout(c.dropout, dtype=dtype)
+        self.embeddings_dropout = Dropout(c.dropout, dtype=dtype)
         self.transformer_layers = [
             DecoderBlock(
                 c.num_heads, c.intermediate_dim, activation=c.activation, norm_first=True,

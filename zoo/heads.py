@@ -11,6 +11,7 @@ Example:
 import keras
 from keras import ops
 
+from keras_transformers import Dropout
 from zoo.task import Task
 
 PACKAGE = "zoo"
@@ -50,7 +51,7 @@ def pool(outputs, inputs, pooling):
 
 def classification_logits(features, num_classes, dropout, dtype):
     """Dropout, then a dense layer named `logits`: the output of every classification head."""
-    features = keras.layers.Dropout(dropout, dtype=dtype)(features)
+    features = Dropout(dropout, dtype=dtype)(features)
     return keras.layers.Dense(
         num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         dtype=dtype, name="logits",

@@ -27,6 +27,7 @@ from keras import ops
 
 from keras_transformers import (
     DecoderBlock,
+    Dropout,
     EncoderBlock,
     RelativePositionBias,
     RMSNorm,
@@ -196,7 +197,7 @@ class T5Backbone(Backbone):
         ]
         self.decoder_final_norm = RMSNorm(c.layer_norm_epsilon, dtype=dtype,
                                           name="decoder_final_norm")
-        self.dropout_layer = keras.layers.Dropout(c.dropout, dtype=dtype, name="dropout")
+        self.dropout_layer = Dropout(c.dropout, dtype=dtype, name="dropout")
 
         inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in INPUT_NAMES}
         encoded = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])

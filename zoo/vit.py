@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
-from keras_transformers import EncoderBlock, PatchEmbedding
+from keras_transformers import Dropout, EncoderBlock, PatchEmbedding
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
 from zoo.heads import Classifier
@@ -147,7 +147,7 @@ class ViTBackbone(Backbone):
             use_class_token=c.use_class_token, kernel_initializer=initializer(), dtype=dtype,
             name="patch_embedding",
         )
-        self.embeddings_dropout = keras.layers.Dropout(c.dropout, dtype=dtype)
+        self.embeddings_dropout = Dropout(c.dropout, dtype=dtype)
         self.transformer_layers = [
             EncoderBlock(
                 c.num_heads, c.intermediate_dim, activation="gelu", norm_first=True,
