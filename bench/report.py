@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).parent / "results"
+# Written by hand: the performance work (causes found, before/after figures, goals missed
+# and why). The generated page ends with it, so a new run does not lose it.
+FINDINGS = Path(__file__).parent / "FINDINGS.md"
 PACKAGES = ("keras", "tensorflow", "tensorflow-text", "jax", "jaxlib", "keras-hub", "numpy",
             "ai-edge-litert")
 # The issue's goals.
@@ -81,8 +84,9 @@ def latest_runs(folder=RESULTS_DIR):
 # --- the page ------------------------------------------------------------------------------
 
 
-def markdown(*runs):
-    """`BENCHMARKS.md` for one or more runs (dicts as `save` writes them)."""
+def markdown(*runs, findings=FINDINGS):
+    """`BENCHMARKS.md` for one or more runs (dicts as `save` writes them), then the text of
+    `findings` when that file exists."""
     lines = ["# Benchmarks", "",
              "Ours (keras-transformers) against keras-hub, same configurations, same process, "
              "runs interleaved (ours, keras-hub, ours, ...), medians after a warmup. "
@@ -92,6 +96,8 @@ def markdown(*runs):
              "same run.", ""]
     for run in runs:
         lines += _run_section(run)
+    if findings and Path(findings).exists():
+        lines += [Path(findings).read_text().strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

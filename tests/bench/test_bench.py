@@ -62,7 +62,7 @@ def test_ours_and_keras_hub_have_the_same_parameters(family):
     assert ours.predict(x, verbose=0).shape == theirs.predict(x, verbose=0).shape
 
 
-def test_the_page_shows_ratios_and_goals():
+def test_the_page_shows_ratios_and_goals(tmp_path):
     train = {"ours": 3000.0, "keras_hub": 2000.0}
     run = {
         "machine": {"backend": "tensorflow", "cpu": "Test CPU", "cores": 2,
@@ -88,6 +88,11 @@ def test_the_page_shows_ratios_and_goals():
     assert "1.25x faster than fp32: **missed**." in page
     assert "| savedmodel | 2.00 / 3.00 | 2.50 MB |" in page
     assert "Test CPU, 2 cores" in page
+    findings = tmp_path / "FINDINGS.md"
+    findings.write_text("## Performance work\n\nDropout: 1.46 s -> 1.06 s a step.\n")
+    page = report.markdown(run, findings=findings)
+    assert page.endswith("1.25x faster than fp32: **missed**.\n\n## Performance work\n\n"
+                         "Dropout: 1.46 s -> 1.06 s a step.\n")
 
 
 def test_the_page_is_made_of_the_newest_complete_full_run_of_each_backend(tmp_path):
