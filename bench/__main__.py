@@ -8,7 +8,8 @@
 
 Sections: `training` (model.fit throughput with and without XLA, MFU, and ours through the
 data pipeline), `generation` (new tokens/s at batch 1 and 8), `serving` (latency p50/p99,
-artifact sizes). keras-hub is compared when installed (`pip install -e .[bench]`) and the
+artifact sizes), `fixes` (each performance fix timed against the code it replaced, see
+`bench/fixes.py`). keras-hub is compared when installed (`pip install -e .[bench]`) and the
 backend is TensorFlow; otherwise ours alone is measured and the results say so. Under JAX,
 serving and the tf.data pipeline are skipped (they are TensorFlow by nature), so a machine
 with JAX and no TensorFlow runs the rest.
@@ -24,7 +25,7 @@ import sys
 import warnings
 from pathlib import Path
 
-SECTIONS = ("training", "generation", "serving")
+SECTIONS = ("training", "generation", "serving", "fixes")
 FAMILIES = ("bert", "gpt", "t5", "vit")
 BACKENDS = ("tensorflow", "jax")
 
@@ -132,7 +133,7 @@ def main(argv=None):
     workloads = configs.workloads(args.quick)
     results = {"machine": report.machine(backend, argv), "quick": args.quick, "settings": s,
                "notes": notes, "training": [], "pipeline": [], "generation": [],
-               "serving": None, "peak_rss_mb": {}, "complete": False}
+               "serving": None, "fixes": None, "peak_rss_mb": {}, "complete": False}
     folder = Path(args.results) if args.results else (
         report.RESULTS_DIR / "quick" if args.quick else report.RESULTS_DIR)
     path = report.save(results, folder)
@@ -198,6 +199,20 @@ def main(argv=None):
             results["peak_rss_mb"]["serving"] = timing.peak_rss_mb()
         else:
             notes.append("Serving (SavedModel, TFLite) runs under TensorFlow only.")
+
+    if "fixes" in args.only:
+        if backend == "tensorflow":
+            from bench import fixes
+
+            results["fixes"] = {
+                "dropout": fixes.compare_dropout(repeats=s["repeats"]),
+                "predict": fixes.compare_predict(workloads["bert"], requests=s["requests"]),
+            }
+            for name, record in results["fixes"].items():
+                print(f"fix {name}: Keras {record['keras']['ms']:.2f} ms, "
+                      f"ours {record['ours']['ms']:.2f} ms")
+        else:
+            notes.append("The before/after of the fixes runs under TensorFlow only.")
 
     results["complete"] = True
     report.save(results, path=path)

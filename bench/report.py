@@ -119,6 +119,7 @@ def _run_section(run):
     lines += _pipeline_section(run.get("pipeline") or [])
     lines += _generation_section(run.get("generation") or [])
     lines += _serving_section(run.get("serving"))
+    lines += _fixes_section(run.get("fixes"))
     if run.get("peak_rss_mb"):
         memory = ", ".join(f"after {k}: {v:.0f} MiB" for k, v in run["peak_rss_mb"].items())
         lines += [f"Peak memory of the process (RSS, `resource.getrusage`): {memory}.", ""]
@@ -228,6 +229,21 @@ def serving_goals(record):
         goals.append(f"(For reference, TFLite dynamic-range int8 at batch 1: "
                      f"{fp32 / dynamic:.2f}x faster than fp32.)")
     return goals
+
+
+def _fixes_section(record):
+    if not record:
+        return []
+    lines = ["### The fixes, before and after (`bench/fixes.py`)", "",
+             "| fix | before (Keras) | after (ours) | speedup |", "|---|---:|---:|---:|"]
+    labels = {"dropout": "dropout of {numbers:,} numbers, training, XLA",
+              "predict": "`predict` of one example ({family} workload)"}
+    for name, r in record.items():
+        before, after = r["keras"]["ms"], r["ours"]["ms"]
+        label = labels.get(name, name).format(**{k: v for k, v in r.items()
+                                                 if k in ("numbers", "family")})
+        lines.append(f"| {label} | {before:.2f} ms | {after:.2f} ms | {before / after:.0f}x |")
+    return lines + [""]
 
 
 def _met(ok, known=True):

@@ -80,6 +80,8 @@ def test_the_page_shows_ratios_and_goals(tmp_path):
                                 "tflite_fp32": {"1": {"p50_ms": 1.0, "p99_ms": 1.5}},
                                 "tflite_int8": {"1": {"p50_ms": 0.8, "p99_ms": 1.0}}},
                     "artifact_bytes": {"savedmodel": 2_500_000}, "skipped": {}},
+        "fixes": {"dropout": {"shape": [16, 4, 128, 128], "numbers": 1048576,
+                              "keras": {"ms": 1000.0}, "ours": {"ms": 4.0}}},
     }
     page = report.markdown(run)
     assert "| gpt causal_lm | on | 3,000 | 2,000 | 1.50x | 0.75 | 0.50 | met |" in page
@@ -88,10 +90,12 @@ def test_the_page_shows_ratios_and_goals(tmp_path):
     assert "1.25x faster than fp32: **missed**." in page
     assert "| savedmodel | 2.00 / 3.00 | 2.50 MB |" in page
     assert "Test CPU, 2 cores" in page
+    assert ("| dropout of 1,048,576 numbers, training, XLA | 1000.00 ms | 4.00 ms | 250x |"
+            in page)
     findings = tmp_path / "FINDINGS.md"
     findings.write_text("## Performance work\n\nDropout: 1.46 s -> 1.06 s a step.\n")
     page = report.markdown(run, findings=findings)
-    assert page.endswith("1.25x faster than fp32: **missed**.\n\n## Performance work\n\n"
+    assert page.endswith("| 4.00 ms | 250x |\n\n## Performance work\n\n"
                          "Dropout: 1.46 s -> 1.06 s a step.\n")
 
 
@@ -111,7 +115,7 @@ def test_the_page_is_made_of_the_newest_complete_full_run_of_each_backend(tmp_pa
 def test_bad_flags_say_what_to_choose(capsys):
     with pytest.raises(SystemExit):
         cli.parse(["--only", "training,speed"])
-    assert "choose among training,generation,serving" in capsys.readouterr().err
+    assert "choose among training,generation,serving,fixes" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -163,3 +167,6 @@ def test_quick_run_writes_positive_figures_and_the_page(tmp_path):
     assert sizes["tflite_int8"] < sizes["tflite_fp32"] and sizes["tflite_dynamic"] < \
         sizes["tflite_fp32"]
     assert "Training throughput" in page.read_text()
+    assert results["fixes"]["dropout"]["numbers"] == 16 * 4 * 128 * 128
+    for fix in results["fixes"].values():
+        assert fix["keras"]["ms"] > 0 and fix["ours"]["ms"] > 0
