@@ -168,20 +168,47 @@ def ban_stops(logits, young, stop_token_ids):
 
 
 class CausalLMDecoding:
-    """Prefill and step of a `CausalLM`: the state is its cache."""
+    """Prefill and step of a `CausalLM`: the state is its cache, one tensor per layer.
+
+    Per layer, not the model's one stacked tensor: the loop carries each layer's cache and
+    XLA writes a step's keys and values into it in place, where slicing and restacking the
+    stacked cache copied all of it at every step. The vocabulary head runs on the rows that
+    need logits only (one position of the prompt, then the new token).
+    """
 
     def __init__(self, model):
         self.model = model
         self.context = model.backbone.config.max_sequence_length
         self.vocabulary_size = model.backbone.config.vocabulary_size
 
-    def prefill(self, prompt, max_length, extras):
+    def prefill(self, prompt, max_length, extras, position=None):
+        """The logits `[batch, vocabulary]` of the prompt's token at `position` and the
+        per-layer caches; without `position`, the logits of every prompt token and the model's
+        stacked cache (what the TFLite export's signatures take)."""
         cache = self.model.make_cache(ops.shape(prompt)[0], max_length)
-        return self.model.call_with_cache(prompt, cache, 0)
+        if position is None:
+            return self.model.call_with_cache(prompt, cache, 0)
+        layers = [cache[:, i] for i in range(self.model.backbone.config.num_layers)]
+        hidden, layers = self.model.hidden_with_cache(prompt, layers, 0)
+        return self.logits(ops.take(hidden, position, axis=1)), layers
 
     def step(self, token_ids, state, index):
-        logits, cache = self.model.call_with_cache(ops.expand_dims(token_ids, 1), state, index)
-        return logits[:, 0], cache
+        """`state`: per-layer caches, or the stacked cache (returned in the same form)."""
+        hidden, state = self.model.hidden_with_cache(ops.expand_dims(token_ids, 1), state, index)
+        return self.logits(hidden[:, 0]), state
+
+    def logits(self, hidden):
+        """`[batch, vocabulary]` logits of `[batch, hidden_dim]` states.
+
+        A tied head multiplies with the token table `[vocabulary, hidden_dim]` on the left:
+        XLA on CPU then reads its rows in order, where `hidden @ table.T` went through a
+        transposed (batch 1: elementwise, unvectorized) product.
+        """
+        if self.model.lm_head is not None:
+            return self.model.lm_head(hidden)
+        table = self.model.backbone.token_embedding.token_embedding.embeddings
+        table = ops.cast(table, hidden.dtype)
+        return ops.transpose(ops.matmul(table, ops.transpose(hidden)))
 
 
 class Seq2SeqDecoding:
@@ -194,12 +221,14 @@ class Seq2SeqDecoding:
         self.model = model
         self.vocabulary_size = model.backbone.config.vocabulary_size
 
-    def prefill(self, prompt, max_length, extras):
+    def prefill(self, prompt, max_length, extras, position=None):
         mask = extras["encoder_padding_mask"]
         _, cross = self.model.encode(extras["encoder_token_ids"], mask)
         cache = self.model.make_cache(ops.shape(prompt)[0], max_length)
         logits, cache = self.model.call_with_cache(prompt, cache, 0, cross,
                                                    encoder_padding_mask=mask)
+        if position is not None:
+            logits = ops.take(logits, position, axis=1)
         return logits, (cache, cross, mask)
 
     def step(self, token_ids, state, index):
@@ -272,9 +301,8 @@ def start(decoding, settings, prompt, lengths, max_new_tokens, extras):
     last position and the loop's end."""
     pad = settings.max_length - ops.shape(prompt)[1]
     tokens = ops.pad(prompt, [[0, 0], [0, pad]], constant_values=settings.pad_id)
-    logits, state = decoding.prefill(prompt, settings.max_length, extras)
     first = ops.min(lengths)
-    logits = ops.take(logits, first - 1, axis=1)
+    logits, state = decoding.prefill(prompt, settings.max_length, extras, first - 1)
     last = lengths + max_new_tokens - 1
     return tokens, logits, state, first, last, ops.max(last) + 1
 

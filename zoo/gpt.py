@@ -190,7 +190,11 @@ class CausalLM(GenerativeTask):
     Decoding with a cache: `make_cache(batch_size, max_length)` allocates one tensor
     `[batch, num_layers, 2, max_length, kv_heads, head_dim]` (per layer: keys, then values);
     `call_with_cache(token_ids, cache, cache_index)` runs the new tokens (a prompt, then one
-    token per step) and returns their logits and the updated cache.
+    token per step) and returns their logits and the updated cache. The cache may also be a
+    list of the layers' caches `[batch, 2, max_length, kv_heads, head_dim]` (what a decoding
+    loop carries: each layer's new keys and values are then written in place, instead of
+    the whole cache being copied at every step); `hidden_with_cache` returns the final hidden
+    states instead of the logits.
     """
 
     def __init__(self, backbone, **kwargs):
@@ -226,23 +230,32 @@ class CausalLM(GenerativeTask):
 
         Args:
             token_ids: int `[batch, new_tokens]`.
-            cache: from `make_cache` or the previous call.
+            cache: from `make_cache` or the previous call (or a list of the layers' caches).
             cache_index: position of the first new token; an int or an int32 scalar.
             padding_mask: `[batch, max_length]`, 1 for real tokens at every cache position
                 (prompts of different lengths); all real when None. Positions after the new
                 tokens are hidden by the causal mask whatever it says.
 
         Returns:
-            `(logits, cache)`: `[batch, new_tokens, vocabulary_size]` and the updated cache.
+            `(logits, cache)`: `[batch, new_tokens, vocabulary_size]` and the updated cache,
+            in the form it came in.
         """
+        hidden, cache = self.hidden_with_cache(token_ids, cache, cache_index, padding_mask)
+        return self.lm_logits(hidden), cache
+
+    def hidden_with_cache(self, token_ids, cache, cache_index, padding_mask=None):
+        """As `call_with_cache`, but the final hidden states `[batch, new_tokens,
+        hidden_dim]` instead of the logits (for the logits of some positions only)."""
+        per_layer = isinstance(cache, (list, tuple))
         x = self.backbone.token_embedding(token_ids, start_index=cache_index)
         layer_caches = []
         for i, layer in enumerate(self.backbone.transformer_layers):
-            x, layer_cache = layer(x, padding_mask=padding_mask, cache=cache[:, i],
+            x, layer_cache = layer(x, padding_mask=padding_mask,
+                                   cache=cache[i] if per_layer else cache[:, i],
                                    cache_index=cache_index)
             layer_caches.append(layer_cache)
-        logits = self.lm_logits(self.backbone.final_norm(x))
-        return logits, ops.stack(layer_caches, axis=1)
+        hidden = self.backbone.final_norm(x)
+        return hidden, layer_caches if per_layer else ops.stack(layer_caches, axis=1)
 
 
 def classifier(backbone, num_classes, pooling="last_token", dropout=0.0):
