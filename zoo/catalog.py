@@ -4,9 +4,36 @@
 copy equal to it.
 """
 
+import functools
+
+import keras
+
 import zoo
+from zoo.registry import family
 
 LANGUAGE_MODEL_TASKS = ("masked_lm", "causal_lm", "seq2seq_lm")
+
+
+def language_model_task(name):
+    """The family's language-model task (`"causal_lm"`, ...), or None (ViT)."""
+    return next((t for t in zoo.tasks(name) if t in LANGUAGE_MODEL_TASKS), None)
+
+
+@functools.cache
+def parameter_counts(name, size):
+    """`(backbone parameters, language-model parameters or None)` of a preset, counted without
+    allocating weights, with one build where the language model's backbone is the preset's own
+    (a task that changes the backbone, as BERT's masked LM drops the pooler, builds both)."""
+    lm_task = language_model_task(name)
+    with keras.StatelessScope(initialize_variables=False):
+        if lm_task is None:
+            return zoo.build(name, size).count_params(), None
+        lm = zoo.build(name, size, task=lm_task)
+        if family(name).task_defaults.get(lm_task):
+            backbone = zoo.build(name, size)
+        else:
+            backbone = lm.backbone
+        return backbone.count_params(), lm.count_params()
 
 
 def rows():
@@ -14,10 +41,8 @@ def rows():
     preset, counted without allocating weights."""
     for name in zoo.names():
         tasks = zoo.tasks(name)
-        lm_task = next((t for t in tasks if t in LANGUAGE_MODEL_TASKS), None)
         for size in zoo.sizes(name):
-            lm = zoo.count_params(name, size, task=lm_task) if lm_task else None
-            yield name, size, tasks, zoo.count_params(name, size), lm
+            yield name, size, tasks, *parameter_counts(name, size)
 
 
 def markdown_table():

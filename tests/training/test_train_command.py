@@ -1,8 +1,11 @@
 """`kt train` / `kt evaluate` end to end on tiny configurations: every task writes a complete
 run folder; a killed run resumes; bad input is refused with a message that says what fits."""
 
+import contextlib
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,12 +40,28 @@ def kt(*args):
     return cli.main([str(a) for a in args])
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """`trained(name)`: the run folder of `kt train RUNS[name] TINY` and what it printed, made
+    once per module (training is the slow part; the tests only read these folders)."""
+    base = tmp_path_factory.mktemp("runs")
+    made = {}
+
+    def train(name):
+        if name not in made:
+            out, printed = base / name, io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                assert kt("train", *RUNS[name], *TINY, "--out", out) == 0
+            made[name] = out, printed.getvalue()
+        return made[name]
+
+    return train
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_every_task_trains_into_a_complete_run_folder(name, tmp_path, capsys):
-    out = tmp_path / name
-    assert kt("train", *RUNS[name], *TINY, "--out", out) == 0
-    printed = capsys.readouterr().out
+def test_every_task_trains_into_a_complete_run_folder(name, trained):
+    out, printed = trained(name)
     assert "Trained 1 epoch(s)" in printed and "epoch" in printed
     config = runs.read_config(out)
     assert config["task"] == name.split("-")[1]
@@ -58,9 +77,8 @@ def test_every_task_trains_into_a_complete_run_folder(name, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_evaluate_reports_the_task_figures(tmp_path, capsys):
-    out = tmp_path / "ner"
-    assert kt("train", *RUNS["bert-token_classifier"], *TINY, "--out", out) == 0
+def test_evaluate_reports_the_task_figures(trained, capsys):
+    out, _ = trained("bert-token_classifier")
     assert kt("evaluate", out) == 0
     printed = capsys.readouterr().out
     assert "entity_f1" in printed
@@ -69,18 +87,21 @@ def test_evaluate_reports_the_task_figures(tmp_path, capsys):
     assert 0.0 <= scores["entity_f1"] <= 1.0 and 0.0 <= scores["accuracy"] <= 1.0
 
 
-def test_a_finished_run_is_not_trained_again(tmp_path, capsys):
-    out = tmp_path / "vit"
-    assert kt("train", *RUNS["vit-classifier"], *TINY, "--out", out) == 0
+def test_a_finished_run_is_not_trained_again(trained, capsys):
+    out, _ = trained("vit-classifier")
     before = (out / "model.keras").stat().st_mtime_ns
     assert kt("train", *RUNS["vit-classifier"], *TINY, "--out", out) == 0
     assert "already trained" in capsys.readouterr().out
     assert (out / "model.keras").stat().st_mtime_ns == before
 
 
-def test_another_run_in_the_folder_is_refused_unless_overwrite(tmp_path, capsys):
-    out = tmp_path / "vit"
+def test_another_run_in_the_folder_is_refused_unless_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "vit"  # a copy of the shared run, moved here (its config names its folder)
+    shutil.copytree(trained("vit-classifier")[0], out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "out": str(out)}))
     assert kt("train", *RUNS["vit-classifier"], *TINY, "--out", out) == 0
+    assert "already trained" in capsys.readouterr().out  # the copy is this very run
     assert kt("train", *RUNS["vit-classifier"], *TINY, "--seed", "1", "--out", out) == 2
     assert "holds another run (its settings differ in seed)" in capsys.readouterr().err
     assert kt("train", *RUNS["vit-classifier"], *TINY, "--seed", "1", "--out", out,
