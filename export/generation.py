@@ -191,8 +191,7 @@ def _seq2seq_functions(model, decoding, prompt_length, max_length, encoder_lengt
     if not (encoder_length > 0 and (max_length or 0) > 1):
         raise ValueError(f"Need encoder_length ({encoder_length}) > 0 and max_length "
                          f"({max_length}) > 1 (the decoder start token + new tokens).")
-    start_id = getattr(getattr(model, "preprocessor", None), "decoder_start_id", None)
-    start_id = 0 if start_id is None else int(start_id)  # as `Seq2SeqLM.generate`
+    start_id = generation.decoder_start_id_of(model)
     cache = model.make_cache(1, max_length)
     _, cross = model.encode(np.zeros((1, encoder_length), "int32"),
                             np.ones((1, encoder_length), "int32"))

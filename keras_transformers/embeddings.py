@@ -37,8 +37,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     Call arguments:
         token_ids: int `[batch, length]`.
         start_index: position of the first token (for cached decoding).
-        reverse: treat the input as hidden states `[batch, length, hidden_dim]` and return
-            logits over the vocabulary (a language-model head tied to the token table).
+        reverse: treat the input as hidden states `[batch, length, hidden_dim]` (or
+            `[batch, hidden_dim]`) and return logits over the vocabulary (a language-model
+            head tied to the token table).
 
     `token_embedding` (a `keras.layers.Embedding`) holds the vocabulary table, for
     language-model heads tied to it.
@@ -80,6 +81,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def call(self, token_ids, start_index=0, reverse=False):
         if reverse:  # hidden states -> vocabulary logits, through the same table
             table = ops.cast(self.token_embedding.embeddings, token_ids.dtype)
+            if len(token_ids.shape) == 2:
+                # One state per row (decoding): the table on the left, read in order. XLA on
+                # CPU turns `states @ table.T` into an element-wise loop at batch 1.
+                return ops.transpose(ops.matmul(table, ops.transpose(token_ids)))
             return ops.matmul(token_ids, ops.transpose(table))
         embedded = self.token_embedding(token_ids)
         if self.scale_by_sqrt_dim:

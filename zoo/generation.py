@@ -190,25 +190,12 @@ class CausalLMDecoding:
             return self.model.call_with_cache(prompt, cache, 0)
         layers = [cache[:, i] for i in range(self.model.backbone.config.num_layers)]
         hidden, layers = self.model.hidden_with_cache(prompt, layers, 0)
-        return self.logits(ops.take(hidden, position, axis=1)), layers
+        return self.model.lm_logits(ops.take(hidden, position, axis=1)), layers
 
     def step(self, token_ids, state, index):
         """`state`: per-layer caches, or the stacked cache (returned in the same form)."""
         hidden, state = self.model.hidden_with_cache(ops.expand_dims(token_ids, 1), state, index)
-        return self.logits(hidden[:, 0]), state
-
-    def logits(self, hidden):
-        """`[batch, vocabulary]` logits of `[batch, hidden_dim]` states.
-
-        A tied head multiplies with the token table `[vocabulary, hidden_dim]` on the left:
-        XLA on CPU then reads its rows in order, where `hidden @ table.T` went through a
-        transposed (batch 1: elementwise, unvectorized) product.
-        """
-        if self.model.lm_head is not None:
-            return self.model.lm_head(hidden)
-        table = self.model.backbone.token_embedding.token_embedding.embeddings
-        table = ops.cast(table, hidden.dtype)
-        return ops.transpose(ops.matmul(table, ops.transpose(hidden)))
+        return self.model.lm_logits(hidden[:, 0]), state
 
 
 class Seq2SeqDecoding:
@@ -600,6 +587,12 @@ def default_stop_token_ids(model):
     return () if end_id is None else (int(end_id),)
 
 
+def decoder_start_id_of(model):
+    """The id a `Seq2SeqLM`'s decoder starts from: its preprocessor's, else 0 (T5's)."""
+    start_id = getattr(getattr(model, "preprocessor", None), "decoder_start_id", None)
+    return 0 if start_id is None else int(start_id)
+
+
 def pad_id_of(model):
     preprocessor = getattr(model, "preprocessor", None)
     pad_id = getattr(preprocessor, "pad_id", None)
@@ -642,8 +635,7 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
     if not request.rows:
         raise ValueError("No prompts: give at least one.")
     if is_seq2seq:
-        start_id = getattr(getattr(model, "preprocessor", None), "decoder_start_id", None)
-        request.rows = [[0 if start_id is None else int(start_id)]] * len(request.rows)
+        request.rows = [[decoder_start_id_of(model)]] * len(request.rows)
     for i, row in enumerate(request.rows):
         if not row:
             raise ValueError(f"Prompt {i} is empty (no tokens): give at least one token.")
@@ -726,8 +718,7 @@ def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top
         inputs = [list(inputs)]
     request = (seq2seq_request if is_seq2seq else causal_request)(model, inputs)
     if is_seq2seq:
-        start_id = getattr(getattr(model, "preprocessor", None), "decoder_start_id", None)
-        request.rows = [[0 if start_id is None else int(start_id)]]
+        request.rows = [[decoder_start_id_of(model)]]
     if len(request.rows) != 1 or not request.rows[0]:
         raise ValueError("stream() takes one prompt of at least one token.")
     (row,) = fit_context(request.rows, max_new_tokens, decoding.context)

@@ -209,7 +209,7 @@ class CausalLM(GenerativeTask):
         super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
 
     def lm_logits(self, hidden):
-        """Vocabulary logits of hidden states `[batch, length, hidden_dim]`."""
+        """Vocabulary logits of hidden states `[batch, length, hidden_dim]` or `[batch, dim]`."""
         if self.lm_head is None:
             return self.backbone.token_embedding(hidden, reverse=True)
         return self.lm_head(hidden)
