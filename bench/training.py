@@ -134,7 +134,7 @@ def tokenizer_for(dataset_name, vocabulary_size, num_texts=2000):
     enough to measure the pipeline, and takes no time to make, unlike learning word pieces.
     """
     from training import datasets, pipelines
-    from training.tokenizers import WORDPIECE_RESERVED_TOKENS, WordPieceTokenizer
+    from zoo.preprocessing import WORDPIECE_RESERVED_TOKENS, WordPieceTokenizer
 
     features = pipelines.FEATURES[dataset_name]
     text_features = [features[role] for role in ("text", "source", "target") if role in features]

@@ -20,7 +20,7 @@ import zoo
 from training import datasets
 from training.builders.fortunes import TOPICS
 from training.pipelines import pipeline
-from training.tokenizers import WordPieceTokenizer
+from zoo.preprocessing import WordPieceTokenizer
 
 CHOSEN = ("computers", "food", "people", "science")
 

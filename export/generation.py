@@ -72,7 +72,7 @@ def add_generate_signature(archive, model, max_length=None, name="generate"):
     preprocessor = getattr(model, "preprocessor", None)
     if preprocessor is None or getattr(preprocessor, "tokenizer", None) is None:
         raise ValueError("add_generate_signature needs a model with a preprocessor (strings in): "
-                         "attach one with training.preprocessing.preprocessor_for.")
+                         "attach one with zoo.preprocessing.preprocessor_for.")
     decoding = generation.decoding_for(model)
     is_seq2seq = isinstance(decoding, generation.Seq2SeqDecoding)
     if max_length is None:

@@ -119,12 +119,12 @@ def model_inputs(model, inputs):
         return inputs
     preprocessor = getattr(model, "preprocessor", None)
     if preprocessor is None and is_image_model(model):
-        from training.preprocessing import ImageClassifierPreprocessor
+        from zoo.preprocessing import ImageClassifierPreprocessor
 
         preprocessor = ImageClassifierPreprocessor(model.input.shape[1:])
     if preprocessor is None:
         raise ValueError("raw inputs need model.preprocessor; give model inputs (token ids) "
-                         "or attach a preprocessor (training.preprocessing.preprocessor_for).")
+                         "or attach a preprocessor (zoo.preprocessing.preprocessor_for).")
     x = preprocessor(tf.constant(list(inputs)))
     if isinstance(x, tuple):  # LM preprocessors return (x, y, sample_weight)
         x = x[0]

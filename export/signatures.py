@@ -136,7 +136,7 @@ def _model_runner(model, task):
 def _raw_endpoints(model, task, run):
     preprocessor = getattr(model, "preprocessor", None)
     if task == "image_classifier":
-        from training.preprocessing import ImageClassifierPreprocessor
+        from zoo.preprocessing import ImageClassifierPreprocessor
 
         if preprocessor is None:
             preprocessor = ImageClassifierPreprocessor(model.input.shape[1:])
@@ -210,7 +210,7 @@ def mask_filler(model, preprocessor, top_k=TOP_K):
     `[batch, slots, k]`, `mask_positions` `[batch, slots]`, and `num_masks` `[batch]`, the
     masks found (slots past it are padding: position 0).
     """
-    from training.preprocessing import _pack
+    from zoo.preprocessing import _pack
 
     tokenizer = preprocessor.tokenizer
     mask_id, start_id, end_id = tokenizer.mask_id, tokenizer.start_id, tokenizer.end_id

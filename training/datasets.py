@@ -68,8 +68,8 @@ import threading
 
 import tensorflow_datasets as tfds
 
-from training import paths
 from training.builders import BUILDERS
+from zoo import paths
 
 # The standard TFDS names the project uses, each with its offline stand-in.
 STANDARD = {

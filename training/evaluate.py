@@ -36,7 +36,7 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
     if getattr(model, "preprocessor", None) is None and isinstance(model.input, dict):
         raise ValueError("The model has no preprocessor to read text with: load it from its run "
                          "folder (training.runs.load_model) or attach one "
-                         "(training.preprocessing.preprocessor_for).")
+                         "(zoo.preprocessing.preprocessor_for).")
     task = recipes.task_name(model)
     if not model.compiled:
         recipe = recipes.recipe_for(task)

@@ -42,7 +42,7 @@ Example:
 import tensorflow as tf
 
 from training import datasets
-from training.preprocessing import (
+from zoo.preprocessing import (
     CausalLMPreprocessor,
     ImageClassifierPreprocessor,
     MaskedLMPreprocessor,
@@ -99,7 +99,7 @@ def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
         split: for a name: the split ("train", "test[:10%]"); "train" when None.
         batch_size: examples per batch.
         sequence_length: text tasks: the padded length; see `preprocessor_for`.
-        tokenizer: text tasks: a `training.tokenizers` tokenizer.
+        tokenizer: text tasks: a `zoo.preprocessing` tokenizer.
         preprocessor: use this preprocessor; else `model.preprocessor`, else
             `preprocessor_for(model, tokenizer, sequence_length, **preprocessor_options)`.
         features: `{role: feature name}` over `FEATURES`' entry (roles listed there).

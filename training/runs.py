@@ -82,8 +82,7 @@ def load_model(target, task=None, compile=False):
     """
     import keras
 
-    import zoo  # noqa: F401  (registers the model classes)
-    from training import pretrained
+    import zoo
 
     path = Path(target)
     if path.is_dir() and is_run(path):
@@ -91,9 +90,9 @@ def load_model(target, task=None, compile=False):
     if path.suffix == ".keras" and path.is_file():
         return keras.models.load_model(path, compile=compile)
     if path.suffix == ".gguf" and path.is_file():
-        return pretrained.from_pretrained(path, task=task)
+        return zoo.from_pretrained(path, task=task)
     if path.is_dir() and (path / "config.json").is_file():
-        return pretrained.from_pretrained(path, task=task)
+        return zoo.from_pretrained(path, task=task)
     raise FileNotFoundError(
         f"{target} is not a model: give a run folder (from `kt train`), a .keras file, a "
         "Hugging Face folder (config.json + model.safetensors) or a .gguf file."

@@ -307,7 +307,7 @@ def _strategy(name):
 
 def _build(settings, run_dir, train_split):
     """The model with its preprocessor: pretrained, or built with a learned tokenizer."""
-    from training import preprocessing, pretrained
+    from zoo import preprocessing
 
     task, overrides = settings.task, dict(settings.overrides)
     if settings.mixed_precision:
@@ -316,9 +316,8 @@ def _build(settings, run_dir, train_split):
     if classes and "num_classes" in zoo.task_arguments(settings.model, task):
         overrides.setdefault("num_classes", len(classes))
     if settings.from_pretrained:
-        model = pretrained.from_pretrained(settings.from_pretrained, task=task,
-                                           sequence_length=settings.sequence_length,
-                                           **overrides)
+        model = zoo.from_pretrained(settings.from_pretrained, task=task,
+                                    sequence_length=settings.sequence_length, **overrides)
         if model.preprocessor is None and isinstance(model.input, dict):
             raise ValueError(f"{settings.from_pretrained} has no tokenizer files (vocab.txt, "
                              "spiece.model, vocab.json + merges.txt) to read text with.")
@@ -352,7 +351,8 @@ TOKENIZER_FILE = "tokenizer.json"
 def _tokenizer(settings, run_dir, train_split):
     """The run's tokenizer: read back from the run folder, or learned from the training split
     (WordPiece for BERT, SentencePiece unigram for GPT and T5) and stored there."""
-    from training import tokenizers
+    from training import vocabulary
+    from zoo import preprocessing
 
     roles = pipelines.roles_of(settings.dataset)
     if "image" in roles:
@@ -362,12 +362,12 @@ def _tokenizer(settings, run_dir, train_split):
         return keras.saving.deserialize_keras_object(json.loads(path.read_text()))
     texts = _texts(settings.dataset, train_split, roles)
     if settings.model == "bert":
-        vocabulary = tokenizers.train_wordpiece(texts, settings.vocabulary_size)
-        tokenizer = tokenizers.WordPieceTokenizer(vocabulary)
+        tokens = vocabulary.train_wordpiece(texts, settings.vocabulary_size)
+        tokenizer = preprocessing.WordPieceTokenizer(tokens)
     else:
-        proto = tokenizers.train_sentencepiece(texts, settings.vocabulary_size,
+        proto = vocabulary.train_sentencepiece(texts, settings.vocabulary_size,
                                                hard_vocab_limit=False)
-        tokenizer = tokenizers.SentencePieceTokenizer(proto)
+        tokenizer = preprocessing.SentencePieceTokenizer(proto)
     temporary = path.with_name("partial." + path.name)
     temporary.write_text(json.dumps(keras.saving.serialize_keras_object(tokenizer)))
     os.replace(temporary, path)

@@ -171,7 +171,7 @@ def _checked_inputs(backbone, inputs):
                 f"This {family} model takes images of shape {expected} (a batch "
                 f"[batch, {', '.join(map(str, expected))}]), got an array of shape "
                 f"{images.shape}. Resize them (its preprocessor does: "
-                f"training.preprocessing.ImageClassifierPreprocessor)."
+                f"zoo.preprocessing.ImageClassifierPreprocessor)."
             )
         return ops.convert_to_tensor(images)
 

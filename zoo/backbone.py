@@ -8,13 +8,15 @@ from zoo.config import from_dict, to_dict
 class Backbone(keras.Model):
     """A family's network without a task head, built from its frozen `Config` dataclass.
 
-    Subclasses set `config_class`, build their layers and graph in `__init__(config, dtype)`
+    Subclasses set `family_name` (as in `zoo.build(name)`) and `config_class`, build their
+    layers and graph in `__init__(config, dtype)`
     and call `super().__init__(inputs=..., outputs=..., config=config, dtype=dtype)`.
     Outputs are a dict (`"sequence_output"`, and `"pooled_output"` where there is a pooler).
 
     Saving stores the config dataclass, so `.keras` files rebuild the same architecture.
     """
 
+    family_name = None
     config_class = None
 
     def __init__(self, *, inputs, outputs, config, dtype=None, **kwargs):

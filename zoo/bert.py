@@ -71,6 +71,7 @@ class BertBackbone(Backbone):
     `embeddings_norm`, `transformer_layer_{i}`, `pooler`.
     """
 
+    family_name = "bert"
     config_class = BertConfig
 
     def __init__(self, config, dtype=None, **kwargs):
@@ -126,6 +127,8 @@ class BertMaskedLM(Task):
     logits `[batch, num_masks, vocabulary_size]`. Train with `y` the original tokens at those
     positions and `sample_weight` 0 for unused mask slots.
     """
+
+    task_name = "masked_lm"
 
     def __init__(self, backbone, **kwargs):
         c = backbone.config

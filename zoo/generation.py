@@ -479,7 +479,7 @@ def _preprocessor(model):
         raise ValueError(
             f"Text prompts need a preprocessor with a tokenizer, and this "
             f"{type(model).__name__} has none: pass token ids, or attach one with "
-            "training.preprocessing.preprocessor_for(model, tokenizer)."
+            "zoo.preprocessing.preprocessor_for(model, tokenizer)."
         )
     return preprocessor
 

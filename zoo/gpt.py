@@ -142,6 +142,7 @@ class GPTBackbone(Backbone):
     or none), `transformer_layer_{i}` (pre-norm `DecoderBlock`s), `final_norm`.
     """
 
+    family_name = "gpt"
     config_class = GPTConfig
 
     def __init__(self, config, dtype=None, **kwargs):
@@ -196,6 +197,8 @@ class CausalLM(GenerativeTask):
     the whole cache being copied at every step); `hidden_with_cache` returns the final hidden
     states instead of the logits.
     """
+
+    task_name = "causal_lm"
 
     def __init__(self, backbone, **kwargs):
         c = backbone.config

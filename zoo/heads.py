@@ -15,6 +15,7 @@ from keras_transformers import Dropout
 from zoo.task import Task
 
 PACKAGE = "zoo"
+IGNORE_LABEL = -100  # the label of positions the token classifier's loss skips
 POOLINGS = ("pooled", "first_token", "last_token", "mean")
 
 
@@ -72,6 +73,8 @@ class Classifier(Task):
     Outputs logits `[batch, num_classes]`; `compile()` uses sparse categorical cross-entropy.
     """
 
+    task_name = "classifier"
+
     def __init__(self, backbone, num_classes, pooling="first_token", dropout=0.1, **kwargs):
         inputs = backbone.input
         pooled = pool(backbone(inputs), inputs, pooling)
@@ -92,7 +95,8 @@ class TokenClassifier(Task):
     Outputs logits `[batch, length, num_classes]`.
     """
 
-    IGNORE_LABEL = -100
+    task_name = "token_classifier"
+    IGNORE_LABEL = IGNORE_LABEL
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         inputs = backbone.input

@@ -166,6 +166,7 @@ class T5Backbone(Backbone):
     `decoder_final_norm`. `encode` and `decode` run the two stacks on their own.
     """
 
+    family_name = "t5"
     config_class = T5Config
 
     def __init__(self, config, dtype=None, **kwargs):
@@ -284,6 +285,8 @@ class Seq2SeqLM(GenerativeTask):
       - cross attention: `[batch, num_decoder_layers, 2, encoder_length, num_heads, head_dim]`,
         the same layout over the encoder positions.
     """
+
+    task_name = "seq2seq_lm"
 
     def __init__(self, backbone, **kwargs):
         c = backbone.config

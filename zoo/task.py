@@ -1,6 +1,5 @@
 """The base of every task model: a backbone plus a head, with compile defaults."""
 
-import importlib
 import math
 
 import keras
@@ -10,11 +9,12 @@ import numpy as np
 class Task(keras.Model):
     """A functional `keras.Model` made of `backbone` and a head.
 
-    Subclasses build the graph in `__init__(backbone, ...)`, call
-    `super().__init__(inputs=..., outputs=..., backbone=backbone)`, and store their own
-    arguments for `get_config`. `preprocessor` (strings to inputs) is attached by the data
-    and pretrained-weights code; it is None otherwise. `label_names` (a name per class, for
-    classifiers trained on a labelled dataset) is None when unknown.
+    Subclasses set `task_name` (as in `zoo.build(name, task=...)`), build the graph in
+    `__init__(backbone, ...)`, call `super().__init__(inputs=..., outputs=...,
+    backbone=backbone)`, and store their own arguments for `get_config`. `preprocessor`
+    (strings to inputs, a `zoo.preprocessing` layer, from `preprocessor_for`) is attached by
+    `zoo.from_pretrained` and by the training code; it is None otherwise. `label_names`
+    (a name per class, for classifiers trained on a labelled dataset) is None when unknown.
 
     The preprocessor is part of the model's config, so `model.save("m.keras")` and
     `keras.models.load_model` keep it (the tokenizers keep their vocabulary in their config).
@@ -23,11 +23,18 @@ class Task(keras.Model):
     `jit_compile=True` (Keras' "auto" turns XLA off on CPU machines).
     """
 
+    task_name = None
+
     def __init__(self, *, inputs, outputs, backbone, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.preprocessor = None
         self.label_names = None
+
+    @property
+    def family_name(self):
+        """The family of the backbone (`"bert"`, `"gpt"`, ...)."""
+        return self.backbone.family_name
 
     def default_loss(self):
         # Averaged over the sample weights, so padding (weight 0) does not dilute the loss.
@@ -116,10 +123,9 @@ class Task(keras.Model):
         model = cls(**config)
         model.label_names = label_names
         if preprocessor is not None:
-            # The preprocessors live in `training` (zoo does not import it); importing the
-            # modules registers their classes for deserialization.
-            for module in ("training.tokenizers", "training.preprocessing"):
-                importlib.import_module(module)
+            from zoo import preprocessing  # needs TensorFlow: imported when a model has one
+
+            preprocessing.register_all()
             model.preprocessor = keras.layers.deserialize(preprocessor)
         return model
 

@@ -138,6 +138,7 @@ class ViTBackbone(Backbone):
     positions), `transformer_layer_{i}`, `final_norm`, `pooler`.
     """
 
+    family_name = "vit"
     config_class = ViTConfig
 
     def __init__(self, config, dtype=None, **kwargs):

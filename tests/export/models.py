@@ -3,8 +3,7 @@
 import numpy as np
 
 import zoo
-from training.preprocessing import TextClassifierPreprocessor, preprocessor_for
-from training.tokenizers import WordPieceTokenizer
+from zoo.preprocessing import TextClassifierPreprocessor, WordPieceTokenizer, preprocessor_for
 
 # [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4, then words.
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox",

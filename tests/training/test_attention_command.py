@@ -10,14 +10,13 @@ from PIL import Image
 
 import zoo
 from training.cli import main
-from training.preprocessing import preprocessor_for
-from training.tokenizers import WordPieceTokenizer
 from zoo.attention_maps import (
     DPI,
     attention_figure_inches,
     heads_figure_inches,
     rollout_figure_inches,
 )
+from zoo.preprocessing import WordPieceTokenizer, preprocessor_for
 
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox",
               "jump", "##s", "over", "lazy", "dog", "."]

@@ -8,8 +8,7 @@ import tensorflow as tf
 import zoo
 from training import datasets, paths
 from training.pipelines import pipeline
-from training.preprocessing import IGNORE_LABEL
-from training.tokenizers import SentencePieceTokenizer, WordPieceTokenizer
+from zoo.preprocessing import IGNORE_LABEL, SentencePieceTokenizer, WordPieceTokenizer
 
 BATCH = 8
 

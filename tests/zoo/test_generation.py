@@ -217,8 +217,7 @@ def test_a_prompt_longer_than_the_context_is_cut_from_the_left_with_a_warning():
 
 
 def text_model():
-    from training.preprocessing import preprocessor_for
-    from training.tokenizers import WordPieceTokenizer
+    from zoo.preprocessing import WordPieceTokenizer, preprocessor_for
 
     words = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "."]
     tokenizer = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])
@@ -265,9 +264,8 @@ def test_kt_generate_prints_the_continuation(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="checkpoints load under TF")
 def test_smollm2_continues_the_capital_of_france_with_paris():
-    from training import pretrained
 
-    model = pretrained.from_pretrained(smollm2_path())
+    model = zoo.from_pretrained(smollm2_path())
     reference = np.load(REFERENCE / "smollm2.npz")
     assert model.preprocessor.tokenizer("The capital of France is").numpy().tolist() == \
         reference["prompt"][0].tolist()

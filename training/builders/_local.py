@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from training import paths
+from zoo import paths
 
 
 class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -4,8 +4,8 @@ import re
 
 import tensorflow_datasets as tfds
 
-from training import paths
 from training.builders._local import LocalBuilder
+from zoo import paths
 
 _START = "*** START OF THIS PROJECT GUTENBERG EBOOK"
 _END = ("End of Project Gutenberg's", "*** END OF THIS PROJECT GUTENBERG EBOOK")

@@ -138,14 +138,14 @@ def text_preprocessor(model, source):
     one; else one made from its tokenizer (masked LM and token classifiers: their own
     preprocessors mask at random or read words), or from the tokenizer files of a Hugging
     Face folder (a checkpoint loaded as a backbone has none attached)."""
-    from training import pretrained
-    from training.preprocessing import (
+    from zoo.preprocessing import (
         DEFAULT_SEQUENCE_LENGTH,
         CausalLMPreprocessor,
         MaskedLMPreprocessor,
         Seq2SeqLMPreprocessor,
         TextClassifierPreprocessor,
         TokenClassifierPreprocessor,
+        tokenizer_from_folder,
     )
 
     backbone = getattr(model, "backbone", model)
@@ -158,7 +158,7 @@ def text_preprocessor(model, source):
         tokenizer, length = preprocessor.tokenizer, preprocessor.sequence_length
     else:
         folder = Path(source)
-        tokenizer = pretrained.tokenizer_from_folder(folder) if folder.is_dir() else None
+        tokenizer = tokenizer_from_folder(folder) if folder.is_dir() else None
         if tokenizer is None:
             raise ValueError(
                 f"{source} has no preprocessor to turn text into token ids. Give a run folder "
@@ -198,8 +198,8 @@ def image_inputs(model, file):
     for its tokens: `cls`, then the patches by index."""
     import tensorflow as tf
 
-    from training.preprocessing import ImageClassifierPreprocessor
     from zoo.attention_maps import patch_grid
+    from zoo.preprocessing import ImageClassifierPreprocessor
     from zoo.vit import ViTBackbone
 
     backbone = getattr(model, "backbone", model)

@@ -1,6 +1,6 @@
 """ViT checkpoints in Hugging Face's layout: `ViTModel` and `ViTForImageClassification`.
 
-Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
+Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints/__init__.py`).
 Hugging Face takes images channels first (`pixel_values` `[batch, channels, height, width]`),
 the zoo channels last: transpose them with `images = pixel_values.transpose(0, 2, 3, 1)`.
 
@@ -10,9 +10,10 @@ classifier that pools through the pooler (`pooling="pooled"`, what loading a `Vi
 with `pooling="first_token"` to save it.
 """
 
-from zoo.checkpoints import (
+from zoo.checkpoints.tensors import (
     CheckpointError,
     architecture,
+    checkpoint_task,
     conv,
     dense_layer,
     label_maps,
@@ -78,7 +79,7 @@ def from_hf_config(hf):
 def to_hf_config(model):
     backbone = getattr(model, "backbone", model)
     c = backbone.config
-    task = None if backbone is model else _task_name(model)
+    task = checkpoint_task(model, TASK_ARCHITECTURES, "ViT")
     if not c.use_class_token:
         raise CheckpointError("A ViT without a class token (use_class_token=False) has no "
                               "Hugging Face layout.")
@@ -139,7 +140,7 @@ def backbone_tensors(backbone, prefix=""):
 
 
 def head_tensors(model):
-    _task_name(model)
+    checkpoint_task(model, TASK_ARCHITECTURES, "ViT")
     if model.pooling != "first_token":
         raise CheckpointError(
             f"This ViT classifier pools with {model.pooling!r}, but Hugging Face's "
@@ -156,11 +157,3 @@ def pair(value, name):
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return tuple(value)
     raise CheckpointError(f"ViT {name} {value!r} is neither an int nor [height, width].")
-
-
-def _task_name(model):
-    from zoo.heads import Classifier
-
-    if isinstance(model, Classifier):
-        return "classifier"
-    raise CheckpointError(f"No ViT checkpoint layout for {type(model).__name__}.")

@@ -6,7 +6,7 @@ file's metadata (`llama.block_count`, `llama.embedding_length`, ...), builds a L
 another type is a `CheckpointError` naming it) and assigns it by name, checking that every
 tensor is used once and that each shape fits.
 
-Two things differ from Hugging Face's layout (`zoo/hf_gpt.py`):
+Two things differ from Hugging Face's layout (`zoo/checkpoints/gpt.py`):
   - GGUF lists dimensions innermost first; `gguf.GGUFReader` gives numpy arrays in the usual
     order, so a weight is `[out, in]` as in torch.
   - llama.cpp's converter permutes the rows of the query and key weights of each head from
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.checkpoints import CheckpointError, assign
-from zoo.hf_gpt import STYLES, head_tensors, llama_tensors
+from zoo.checkpoints.gpt import STYLES, head_tensors, llama_tensors
+from zoo.checkpoints.tensors import CheckpointError, assign
+from zoo.registry import build
 
 SUPPORTED_ARCHITECTURES = ("llama",)
 SUPPORTED_TYPES = ("F32", "F16", "Q8_0", "Q4_0", "Q4_1")
@@ -46,8 +47,6 @@ def from_gguf(path, task=None, **overrides):
     Returns:
         The model, its weights dequantized to float32 (cast to `dtype` if one is given).
     """
-    import zoo
-
     reader = read(path)
     fields = llama_fields(reader, path)
     by_name = {tensor.name: tensor for tensor in reader.tensors}
@@ -55,7 +54,7 @@ def from_gguf(path, task=None, **overrides):
     task = "causal_lm" if task is None else task
     if "output.weight" in by_name:
         fields["tie_word_embeddings"] = False
-    model = zoo.build("gpt", size="gpt2", task=None if task == "backbone" else task,
+    model = build("gpt", size="gpt2", task=None if task == "backbone" else task,
                       **{**fields, **overrides})
     backbone = model if task == "backbone" else model.backbone
     specs = llama_tensors(backbone, gguf_names=True)

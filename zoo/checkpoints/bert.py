@@ -1,11 +1,12 @@
 """BERT checkpoints in Hugging Face's layout: `BertModel` and its task heads.
 
-Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
+Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints/__init__.py`).
 """
 
-from zoo.checkpoints import (
+from zoo.checkpoints.tensors import (
     CheckpointError,
     architecture,
+    checkpoint_task,
     dense_layer,
     label_maps,
     norm,
@@ -52,7 +53,7 @@ def from_hf_config(hf):
 def to_hf_config(model):
     backbone = getattr(model, "backbone", model)
     c = backbone.config
-    task = None if backbone is model else _task_name(model)
+    task = checkpoint_task(model, TASK_ARCHITECTURES, "BERT")
     config = {
         "architectures": [TASK_ARCHITECTURES[task]],
         "model_type": "bert",
@@ -102,7 +103,7 @@ def backbone_tensors(backbone, prefix=""):
 
 
 def head_tensors(model):
-    task = _task_name(model)
+    task = checkpoint_task(model, TASK_ARCHITECTURES, "BERT")
     if task in ("classifier", "token_classifier"):
         return dense_layer("classifier", model.get_layer("logits"))
     if task == "masked_lm":
@@ -112,14 +113,3 @@ def head_tensors(model):
             vector("cls.predictions.bias", model.get_layer("mlm_bias").bias),
         ]
     raise CheckpointError(f"No BERT checkpoint layout for task {task!r}.")
-
-
-def _task_name(model):
-    from zoo.bert import BertMaskedLM
-    from zoo.heads import Classifier, TokenClassifier
-
-    for cls, task in ((BertMaskedLM, "masked_lm"), (TokenClassifier, "token_classifier"),
-                      (Classifier, "classifier")):
-        if isinstance(model, cls):
-            return task
-    raise CheckpointError(f"No BERT checkpoint layout for {type(model).__name__}.")

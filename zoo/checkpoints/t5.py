@@ -1,6 +1,6 @@
 """T5 checkpoints in Hugging Face's layout: `T5Model` and `T5ForConditionalGeneration`.
 
-Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints.py`).
+Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints/__init__.py`).
 
 `shared.weight` is the one token table of both stacks; the copies some checkpoints also hold
 (`encoder.embed_tokens.weight`, `decoder.embed_tokens.weight`, and `lm_head.weight` where the
@@ -22,7 +22,15 @@ both transformers versions read alike.
 
 import numpy as np
 
-from zoo.checkpoints import CheckpointError, Tensor, architecture, keras_value, linear, same
+from zoo.checkpoints.tensors import (
+    CheckpointError,
+    Tensor,
+    architecture,
+    checkpoint_task,
+    keras_value,
+    linear,
+    same,
+)
 
 FAMILY_NAME = "t5"
 BASE_SIZE = "small"
@@ -77,7 +85,7 @@ def from_hf_config(hf):
 def to_hf_config(model):
     backbone = getattr(model, "backbone", model)
     c = backbone.config
-    task = None if backbone is model else _task_name(model)
+    task = checkpoint_task(model, TASK_ARCHITECTURES, "T5")
     if c.activation not in FEED_FORWARD_PROJ:
         raise CheckpointError(
             f"A T5 with activation {c.activation!r} has no Hugging Face feed_forward_proj; "
@@ -168,7 +176,7 @@ def feedforward(name, layer):
 
 
 def head_tensors(model):
-    _task_name(model)
+    checkpoint_task(model, TASK_ARCHITECTURES, "T5")
     table = model.backbone.token_embedding.token_embedding.embeddings
     if model.lm_head is None:  # v1.0: the head is the token table
         return [alias("lm_head.weight", table, "shared.weight")]
@@ -203,11 +211,3 @@ def alias(name, variable, original):
 
     return Tensor(name, [variable], to_keras, lambda arrays: arrays[0], optional=True,
                   alias=True)
-
-
-def _task_name(model):
-    from zoo.t5 import Seq2SeqLM
-
-    if isinstance(model, Seq2SeqLM):
-        return "seq2seq_lm"
-    raise CheckpointError(f"No T5 checkpoint layout for {type(model).__name__}.")

@@ -7,18 +7,19 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from training import paths
-from training.preprocessing import (
+from zoo import paths
+from zoo.preprocessing import (
     IGNORE_LABEL,
     CausalLMPreprocessor,
     ImageClassifierPreprocessor,
     MaskedLMPreprocessor,
+    SentencePieceTokenizer,
     Seq2SeqLMPreprocessor,
     TextClassifierPreprocessor,
     TokenClassifierPreprocessor,
+    WordPieceTokenizer,
     preprocessor_for,
 )
-from training.tokenizers import SentencePieceTokenizer, WordPieceTokenizer
 
 # A vocabulary small enough to check ids by hand: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3,
 # [MASK] 4, the 5, quick 6, brown 7, fox 8, jump 9, ##s 10, over 11, lazy 12, dog 13, . 14, ...
