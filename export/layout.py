@@ -2,8 +2,9 @@
 
 TF Serving watches `<base_dir>/<name>/` and serves the highest numeric version folder. A
 version is written whole into a hidden temporary sibling (`.tmp-<version>-<pid>`, which TF
-Serving ignores: not a number) and renamed into place, so a crash or `kill -9` mid-export
-leaves no version folder, only a temporary one that the next export removes.
+Serving ignores: not a number) and renamed into place (`zoo.files.atomic_write`), so a crash
+or `kill -9` mid-export leaves no version folder, only a temporary one that the next export
+removes.
 
 Example:
 
@@ -20,6 +21,8 @@ import os
 import re
 import shutil
 from pathlib import Path
+
+from zoo.files import atomic_write
 
 _TEMPORARY = re.compile(r"^\.(tmp|old)-(\d+)-(\d+)$")
 
@@ -71,22 +74,7 @@ def write_version(model_dir, version, write, overwrite=False):
             f"{target} exists: pass overwrite=True (`--overwrite`) to replace it, or leave "
             "version unset to write the next one."
         )
-    temporary = model_dir / f".tmp-{version}-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    try:
-        write(str(temporary))
-        if target.exists():  # overwrite: move the old one aside, then swap in the new one
-            old = model_dir / f".old-{version}-{os.getpid()}"
-            os.rename(target, old)
-            os.rename(temporary, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return target
+    return atomic_write(target, lambda folder: write(str(folder)), folder=True)
 
 
 def remove_stale_temporaries(model_dir):

@@ -29,7 +29,6 @@ Example:
 """
 
 import math
-import os
 import tempfile
 from pathlib import Path
 
@@ -37,7 +36,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.signatures import is_image_model, model_input_specs, structure, task_of
+from export.signatures import model_input_specs, structure, task_of
+from zoo.files import write_bytes
+from zoo.preprocessing.for_model import is_image_model
 
 QUANTIZATIONS = (None, "fp16", "dynamic", "int8")
 # Ops kept in float in int8 models, by task: LiteRT 2.3 aborts the process (SIGABRT, no
@@ -90,10 +91,7 @@ def tflite(model, path, quantize=None, representative_data=None):
             flatbuffer = debugger.get_nondebug_quantized_model()
         else:
             flatbuffer = converter.convert()
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(flatbuffer)
-    os.replace(temporary, path)
-    return path
+    return write_bytes(path, flatbuffer)
 
 
 def fixed_lengths(model):

@@ -30,7 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from export.litert import interpreter_for, run_tflite
-from export.signatures import is_image_model, model_input_specs, task_of
+from export.signatures import model_input_specs, task_of
+from zoo.preprocessing.for_model import default_image_preprocessor, is_image_model
 
 STANDALONE = Path(__file__).with_name("standalone.py")
 
@@ -119,9 +120,7 @@ def model_inputs(model, inputs):
         return inputs
     preprocessor = getattr(model, "preprocessor", None)
     if preprocessor is None and is_image_model(model):
-        from zoo.preprocessing import ImageClassifierPreprocessor
-
-        preprocessor = ImageClassifierPreprocessor(model.input.shape[1:])
+        preprocessor = default_image_preprocessor(model)
     if preprocessor is None:
         raise ValueError("raw inputs need model.preprocessor; give model inputs (token ids) "
                          "or attach a preprocessor (zoo.preprocessing.preprocessor_for).")

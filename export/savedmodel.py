@@ -19,17 +19,13 @@ Example:
 ['pixels', 'serving_default']
 """
 
-import importlib
 from pathlib import Path
 
 import keras
 
-from export import layout, warmup
+from export import generation, layout, warmup
 from export.signatures import endpoints, task_of
 from export.warmup import signatures
-from zoo.registry import FAMILIES
-
-GENERATION_MODULE = "export.generation"
 
 
 def saved_model(model, base_dir, name=None, version=None, overwrite=False):
@@ -60,7 +56,7 @@ def build_archive(model):
     """The `keras.export.ExportArchive` of `model`: its signatures, with every layer they use
     tracked (a preprocessor's lookup tables must be, or the export fails with "untracked
     resource"); causal and seq2seq LMs with a preprocessor also get `export.generation`'s
-    generate signature when that module exists."""
+    generate signature."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     tracked = {id(model)}
@@ -72,28 +68,15 @@ def build_archive(model):
         archive.add_endpoint(endpoint.name, endpoint.fn, input_signature=endpoint.input_signature)
     preprocessor = getattr(model, "preprocessor", None)
     if task_of(model) in ("causal_lm", "seq2seq_lm") and preprocessor is not None:
-        generation = _generation_module()
-        if generation is not None:
-            if id(preprocessor) not in tracked:
-                archive.track(preprocessor)
-            generation.add_generate_signature(archive, model)
+        if id(preprocessor) not in tracked:
+            archive.track(preprocessor)
+        generation.add_generate_signature(archive, model)
     return archive
-
-
-def _generation_module():
-    try:
-        return importlib.import_module(GENERATION_MODULE)
-    except ModuleNotFoundError as error:
-        if error.name != GENERATION_MODULE:  # the module is there but fails: a real error
-            raise
-        return None
 
 
 def default_name(model):
     """`<family>_<task>`, e.g. `bert_text_classifier`, `vit_image_classifier`."""
-    backbone = getattr(model, "backbone", model)
-    modules = {module: family for family, module in FAMILIES.items()}
-    family = modules.get(type(backbone).__module__, type(backbone).__name__.lower())
+    family = getattr(model, "backbone", model).family_name
     task = task_of(model)
     return family if task == "backbone" else f"{family}_{task}"
 

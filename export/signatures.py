@@ -30,10 +30,9 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from zoo.backbone import Backbone
-from zoo.bert import BertMaskedLM
-from zoo.gpt import CausalLM
-from zoo.heads import Classifier, TokenClassifier, pool
-from zoo.t5 import Seq2SeqLM
+from zoo.heads import pool
+from zoo.preprocessing.for_model import default_image_preprocessor, is_image_model
+from zoo.preprocessing.packing import pack
 
 TOP_K = 5
 TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -52,22 +51,19 @@ class Endpoint:
 
 def task_of(model):
     """The kind of model, one of: text_classifier, image_classifier, token_classifier,
-    masked_lm, causal_lm, seq2seq_lm, backbone."""
-    kinds = ((TokenClassifier, "token_classifier"), (BertMaskedLM, "masked_lm"),
-             (CausalLM, "causal_lm"), (Seq2SeqLM, "seq2seq_lm"), (Backbone, "backbone"))
-    if isinstance(model, Classifier):
-        return "text_classifier" if isinstance(model.input, dict) else "image_classifier"
-    for cls, kind in kinds:
-        if isinstance(model, cls):
-            return kind
-    raise ValueError(
-        f"Cannot export a {type(model).__name__}: give a zoo model (zoo.build(name, task=...), "
-        "training.runs.load_model(path))."
-    )
-
-
-def is_image_model(model):
-    return not isinstance(model.input, dict)
+    masked_lm, causal_lm, seq2seq_lm, backbone (the task's `task_name`, with classifiers
+    told apart by their input)."""
+    if isinstance(model, Backbone):
+        return "backbone"
+    task = getattr(model, "task_name", None)
+    if task is None:
+        raise ValueError(
+            f"Cannot export a {type(model).__name__}: give a zoo model (zoo.build(name, "
+            "task=...), training.runs.load_model(path))."
+        )
+    if task == "classifier":
+        return "image_classifier" if is_image_model(model) else "text_classifier"
+    return task
 
 
 def model_input_specs(model, sequence_length=None, num_masks=None):
@@ -136,10 +132,7 @@ def _model_runner(model, task):
 def _raw_endpoints(model, task, run):
     preprocessor = getattr(model, "preprocessor", None)
     if task == "image_classifier":
-        from zoo.preprocessing import ImageClassifierPreprocessor
-
-        if preprocessor is None:
-            preprocessor = ImageClassifierPreprocessor(model.input.shape[1:])
+        preprocessor = preprocessor or default_image_preprocessor(model)
         return [Endpoint("serving_default", lambda images: run(preprocessor(images)),
                          [IMAGE_BYTES], uses=(preprocessor,))]
     if preprocessor is None or getattr(preprocessor, "tokenizer", None) is None:
@@ -210,8 +203,6 @@ def mask_filler(model, preprocessor, top_k=TOP_K):
     `[batch, slots, k]`, `mask_positions` `[batch, slots]`, and `num_masks` `[batch]`, the
     masks found (slots past it are padding: position 0).
     """
-    from zoo.preprocessing import _pack
-
     tokenizer = preprocessor.tokenizer
     mask_id, start_id, end_id = tokenizer.mask_id, tokenizer.start_id, tokenizer.end_id
     if None in (mask_id, start_id, end_id):
@@ -231,7 +222,7 @@ def mask_filler(model, preprocessor, top_k=TOP_K):
         pieces = tf.concat([pieces, masks], axis=1)  # each part then a mask ...
         ids = tf.RaggedTensor.from_row_splits(pieces, parts.row_splits).merge_dims(1, 2)
         ids = ids[:, :-1]  # ... except the last part
-        token_ids, segment_ids, padding_mask = _pack([ids], length, start_id, end_id, pad_id)
+        token_ids, segment_ids, padding_mask = pack([ids], length, start_id, end_id, pad_id)
         found = tf.ragged.boolean_mask(
             tf.broadcast_to(tf.range(length), tf.shape(token_ids)), token_ids == mask_id)
         num_masks = tf.cast(tf.minimum(found.row_lengths(), slots), tf.int32)

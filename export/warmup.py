@@ -34,6 +34,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from export.layout import versions
+from zoo.files import write_text
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 MODELS_CONFIG = "models.config"
@@ -130,8 +131,4 @@ def write_models_config(base_dir):
         f'    model_platform: "tensorflow"\n  }}\n'
         for name in names
     )
-    path = base_dir / MODELS_CONFIG
-    temporary = path.with_name(MODELS_CONFIG + ".tmp")
-    temporary.write_text(f"model_config_list {{\n{entries}}}\n")
-    temporary.replace(path)
-    return path
+    return write_text(base_dir / MODELS_CONFIG, f"model_config_list {{\n{entries}}}\n")

@@ -14,3 +14,14 @@ def clone_initializer(initializer):
     if isinstance(initializer, keras.initializers.Initializer):
         return initializer.__class__.from_config(initializer.get_config())
     return initializer
+
+
+def truncated_normal(stddev=0.02):
+    """A new `TruncatedNormal(stddev)`: BERT's, GPT-2's and ViT's weight initializer.
+
+    A new instance per call, so that each weight draws its own values.
+
+    >>> truncated_normal().get_config()["stddev"]
+    0.02
+    """
+    return keras.initializers.TruncatedNormal(stddev=stddev)

@@ -15,12 +15,12 @@ Example:
 
 import json
 import math
-import os
 from pathlib import Path
 
 import keras
 
 from training import runs
+from zoo.files import atomic_write
 
 
 def _finite(logs):
@@ -58,10 +58,7 @@ class LastGoodCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not _finite(logs):
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name("partial." + self.path.name)
-        self.model.save(temporary)
-        os.replace(temporary, self.path)
+        atomic_write(self.path, self.model.save)
 
 
 class Backup(keras.callbacks.BackupAndRestore):

@@ -15,37 +15,27 @@ status 2, not as a traceback.
 """
 
 import argparse
-import importlib
 import os
 import sys
 
-# The one table of subcommands: name -> module under training/commands/.
+from training.commands import attention, evaluate, export, generate, models, train, verify
+
+# The one table of subcommands: name -> its module under training/commands/ (each imports
+# TensorFlow and the zoo only when it runs, so `kt --help` is quick).
 COMMANDS = {
-    "models": "training.commands.models",
-    "train": "training.commands.train",
-    "evaluate": "training.commands.evaluate",
-    "export": "training.commands.export",
-    "verify": "training.commands.verify",
-    "generate": "training.commands.generate",
-    "attention": "training.commands.attention",
+    "models": models,
+    "train": train,
+    "evaluate": evaluate,
+    "export": export,
+    "verify": verify,
+    "generate": generate,
+    "attention": attention,
 }
-
-
-def _available():
-    """The commands whose module exists (a command lands with its issue)."""
-    found = {}
-    for name, module in COMMANDS.items():
-        try:
-            found[name] = importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:  # a missing dependency inside the module is a real error
-                raise
-    return found
 
 
 def parser(commands=None):
     """The argument parser of `kt`, with one subparser per command."""
-    commands = _available() if commands is None else commands
+    commands = COMMANDS if commands is None else commands
     top = argparse.ArgumentParser(
         prog="kt", description="keras-transformers: build, train, export and inspect models."
     )

@@ -189,18 +189,11 @@ def optimizer(model, recipe, total_steps):
 
 def task_name(model):
     """The zoo task name of a task model (`"classifier"`, `"causal_lm"`, ...)."""
-    from zoo.bert import BertMaskedLM
-    from zoo.gpt import CausalLM
-    from zoo.heads import Classifier, TokenClassifier
-    from zoo.t5 import Seq2SeqLM
-
-    kinds = {Classifier: "classifier", TokenClassifier: "token_classifier",
-             BertMaskedLM: "masked_lm", CausalLM: "causal_lm", Seq2SeqLM: "seq2seq_lm"}
-    for cls in type(model).__mro__:
-        if cls in kinds:
-            return kinds[cls]
-    raise ValueError(f"{type(model).__name__} is not a zoo task model: build one with "
-                     "zoo.build(name, task=...).")
+    task = getattr(model, "task_name", None)
+    if task is None:
+        raise ValueError(f"{type(model).__name__} is not a zoo task model: build one with "
+                         "zoo.build(name, task=...).")
+    return task
 
 
 def loss(model, recipe):

@@ -24,6 +24,8 @@ Example:
 import json
 from pathlib import Path
 
+from zoo.files import write_text
+
 CONFIG = "config.json"
 MODEL = "model.keras"
 CHECKPOINTS = "checkpoints"
@@ -51,10 +53,7 @@ def read_config(run):
 
 def write_json(path, value):
     """Write JSON atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    temporary.replace(path)
+    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def model_file(run):

@@ -25,7 +25,6 @@ Example:
 import contextlib
 import dataclasses
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import keras
 import zoo
 from training import callbacks as run_callbacks
 from training import datasets, distribute, pipelines, recipes, runs
+from zoo.files import atomic_write, write_text
 
 # What each role set of pipelines.FEATURES can feed.
 LM_TASKS = ("causal_lm", "masked_lm")
@@ -268,7 +268,7 @@ def train(settings, overwrite=False, verbose=1):
         if (run_dir / runs.HISTORY).exists() else []
     trained = len(history) - backup.resumed_from
     if nan_stop.stopped_at is None and chief:  # only the chief writes the model
-        _save_atomically(model, run_dir / runs.MODEL)
+        atomic_write(run_dir / runs.MODEL, model.save)
     return TrainResult(run_dir, model, backup.resumed_from, trained, history, seconds,
                        stopped_on_nan=nan_stop.stopped_at, initial=initial)
 
@@ -368,9 +368,7 @@ def _tokenizer(settings, run_dir, train_split):
         proto = vocabulary.train_sentencepiece(texts, settings.vocabulary_size,
                                                hard_vocab_limit=False)
         tokenizer = preprocessing.SentencePieceTokenizer(proto)
-    temporary = path.with_name("partial." + path.name)
-    temporary.write_text(json.dumps(keras.saving.serialize_keras_object(tokenizer)))
-    os.replace(temporary, path)
+    write_text(path, json.dumps(keras.saving.serialize_keras_object(tokenizer)))
     return tokenizer
 
 
@@ -391,9 +389,3 @@ def _texts(dataset, split, roles):
         return tf.data.Dataset.from_tensor_slices(tf.stack(parts))
 
     return data.flat_map(strings)
-
-
-def _save_atomically(model, path):
-    temporary = path.with_name("partial." + path.name)
-    model.save(temporary)
-    os.replace(temporary, path)

@@ -20,6 +20,7 @@ import keras
 from keras import ops
 
 from keras_transformers import Dropout, EncoderBlock, TokenAndPositionEmbedding
+from keras_transformers.initializers import truncated_normal
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
 from zoo.heads import BiasAdd, Classifier, TokenClassifier
@@ -57,9 +58,6 @@ PRESETS = {
 }
 
 
-def initializer():
-    return keras.initializers.TruncatedNormal(stddev=0.02)
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class BertBackbone(Backbone):
@@ -78,10 +76,10 @@ class BertBackbone(Backbone):
         c = config
         self.token_embedding = TokenAndPositionEmbedding(
             c.vocabulary_size, c.max_sequence_length, c.hidden_dim, position="learned",
-            embeddings_initializer=initializer(), dtype=dtype, name="token_embedding",
+            embeddings_initializer=truncated_normal(), dtype=dtype, name="token_embedding",
         )
         self.segment_embedding = keras.layers.Embedding(
-            c.num_segments, c.hidden_dim, embeddings_initializer=initializer(), dtype=dtype,
+            c.num_segments, c.hidden_dim, embeddings_initializer=truncated_normal(), dtype=dtype,
             name="segment_embedding",
         )
         self.embeddings_norm = keras.layers.LayerNormalization(
@@ -92,12 +90,12 @@ class BertBackbone(Backbone):
             EncoderBlock(
                 c.num_heads, c.intermediate_dim, activation=c.activation, norm_first=False,
                 epsilon=c.layer_norm_epsilon, dropout=c.dropout, attention_dropout=c.dropout,
-                kernel_initializer=initializer(), dtype=dtype, name=f"transformer_layer_{i}",
+                kernel_initializer=truncated_normal(), dtype=dtype, name=f"transformer_layer_{i}",
             )
             for i in range(c.num_layers)
         ]
         self.pooler = keras.layers.Dense(
-            c.hidden_dim, activation="tanh", kernel_initializer=initializer(), dtype=dtype,
+            c.hidden_dim, activation="tanh", kernel_initializer=truncated_normal(), dtype=dtype,
             name="pooler",
         ) if c.use_pooler else None
 
@@ -138,7 +136,7 @@ class BertMaskedLM(Task):
         sequence = backbone({k: inputs[k] for k in backbone.input})["sequence_output"]
         x = ops.take_along_axis(sequence, inputs["mask_positions"][:, :, None], axis=1)
         x = keras.layers.Dense(c.hidden_dim, activation=keras.activations.gelu,
-                               kernel_initializer=initializer(), dtype=dtype,
+                               kernel_initializer=truncated_normal(), dtype=dtype,
                                name="mlm_dense")(x)
         x = keras.layers.LayerNormalization(epsilon=c.layer_norm_epsilon, dtype=dtype,
                                             name="mlm_norm")(x)

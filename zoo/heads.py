@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from keras_transformers import Dropout
+from keras_transformers.initializers import truncated_normal
 from zoo.task import Task
 
 PACKAGE = "zoo"
@@ -54,7 +55,7 @@ def classification_logits(features, num_classes, dropout, dtype):
     """Dropout, then a dense layer named `logits`: the output of every classification head."""
     features = Dropout(dropout, dtype=dtype)(features)
     return keras.layers.Dense(
-        num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        num_classes, kernel_initializer=truncated_normal(),
         dtype=dtype, name="logits",
     )(features)
 

@@ -30,6 +30,7 @@ import keras
 from keras import ops
 
 from keras_transformers import Dropout, EncoderBlock, PatchEmbedding
+from keras_transformers.initializers import truncated_normal
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
 from zoo.heads import Classifier
@@ -120,9 +121,6 @@ PRESETS = {
 }
 
 
-def initializer():
-    return keras.initializers.TruncatedNormal(stddev=0.02)
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ViTBackbone(Backbone):
@@ -145,7 +143,7 @@ class ViTBackbone(Backbone):
         c = config
         self.patch_embedding = PatchEmbedding(
             c.table_image_size, c.patch_size, c.hidden_dim, num_channels=c.image_shape[2],
-            use_class_token=c.use_class_token, kernel_initializer=initializer(), dtype=dtype,
+            use_class_token=c.use_class_token, kernel_initializer=truncated_normal(), dtype=dtype,
             name="patch_embedding",
         )
         self.embeddings_dropout = Dropout(c.dropout, dtype=dtype)
@@ -153,7 +151,7 @@ class ViTBackbone(Backbone):
             EncoderBlock(
                 c.num_heads, c.intermediate_dim, activation="gelu", norm_first=True,
                 epsilon=c.layer_norm_epsilon, dropout=c.dropout,
-                attention_dropout=c.attention_dropout, kernel_initializer=initializer(),
+                attention_dropout=c.attention_dropout, kernel_initializer=truncated_normal(),
                 dtype=dtype, name=f"transformer_layer_{i}",
             )
             for i in range(c.num_layers)
@@ -162,7 +160,7 @@ class ViTBackbone(Backbone):
             epsilon=c.layer_norm_epsilon, dtype=dtype, name="final_norm"
         )
         self.pooler = keras.layers.Dense(
-            c.hidden_dim, activation="tanh", kernel_initializer=initializer(), dtype=dtype,
+            c.hidden_dim, activation="tanh", kernel_initializer=truncated_normal(), dtype=dtype,
             name="pooler",
         ) if c.use_pooler else None
 

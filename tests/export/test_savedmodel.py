@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import export
-from export import layout, warmup
+from export import layout, savedmodel, warmup
 from export.report import run_saved_model
 from tests.export.models import CASES, TEXTS, build, case_id, keras_outputs, model_inputs
 
@@ -199,7 +199,7 @@ def test_versions_are_numbered_and_never_overwritten(tmp_path):
         export.saved_model(model, tmp_path, name="../x")
 
 
-def test_generate_signature_is_added_when_the_generation_module_exists(monkeypatch, tmp_path):
+def test_generate_signature_is_added_to_language_models_only(monkeypatch, tmp_path):
     calls = []
 
     def add_generate_signature(archive, model):
@@ -207,7 +207,7 @@ def test_generate_signature_is_added_when_the_generation_module_exists(monkeypat
         archive.add_endpoint("generate", lambda text: {"text": text},
                              input_signature=[tf.TensorSpec([None], tf.string, name="text")])
 
-    monkeypatch.setitem(sys.modules, "export.generation",
+    monkeypatch.setattr(savedmodel, "generation",
                         types.SimpleNamespace(add_generate_signature=add_generate_signature))
     path = export.saved_model(build("gpt", "causal_lm", {}), tmp_path)
     assert calls == ["CausalLM"] and "generate" in warmup.signatures(path)

@@ -8,7 +8,8 @@ import tensorflow as tf
 import zoo
 from training import datasets, paths
 from training.pipelines import pipeline
-from zoo.preprocessing import IGNORE_LABEL, SentencePieceTokenizer, WordPieceTokenizer
+from zoo.heads import IGNORE_LABEL
+from zoo.preprocessing import SentencePieceTokenizer, WordPieceTokenizer
 
 BATCH = 8
 

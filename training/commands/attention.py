@@ -5,7 +5,7 @@
     kt attention runs/t5 --text "translate: a house" --target "ein Haus"
 
 For each attention kind (`encoder`, `decoder`, `cross`; see `zoo.attention_maps`) and each
-layer (or only `--layer N`), it writes to `--out`:
+layer (or only `--layer N`), it writes to `--out` (figures by `zoo.attention_plots`):
 
     {kind}_layer_{N}_heads.png   one panel per head, tokens on the axes
     {kind}_layer_{N}.png         the heads' mean: the matrix with a colorbar, and the mean
@@ -42,7 +42,8 @@ def add_arguments(parser):
 
 def run(args):
     from training import runs
-    from zoo.attention_maps import DPI, attention_maps, check_layer, layer_count
+    from zoo.attention_maps import attention_maps, check_layer, layer_count
+    from zoo.attention_plots import DPI
 
     model = runs.load_model(args.model)
     if args.image is not None:
@@ -80,7 +81,7 @@ def run(args):
 
 def plot_kind(layers_maps, kind, layers, labels, out):
     """Write the two PNGs of each of `layers`; returns their paths."""
-    from zoo.attention_maps import DPI, plot_attention, plot_heads
+    from zoo.attention_plots import DPI, plot_attention, plot_heads
 
     queries, keys = query_and_key_labels(kind, labels)
     written = []
@@ -199,7 +200,7 @@ def image_inputs(model, file):
     import tensorflow as tf
 
     from zoo.attention_maps import patch_grid
-    from zoo.preprocessing import ImageClassifierPreprocessor
+    from zoo.preprocessing import default_image_preprocessor
     from zoo.vit import ViTBackbone
 
     backbone = getattr(model, "backbone", model)
@@ -211,8 +212,7 @@ def image_inputs(model, file):
     data = Path(file).read_bytes() if Path(file).is_file() else None
     if data is None:
         raise FileNotFoundError(f"{file} does not exist or is not a file.")
-    preprocessor = getattr(model, "preprocessor", None) or \
-        ImageClassifierPreprocessor(backbone.config.image_shape)
+    preprocessor = getattr(model, "preprocessor", None) or default_image_preprocessor(model)
     try:
         images = preprocessor(tf.constant([data]))
     except tf.errors.InvalidArgumentError as error:
@@ -237,7 +237,8 @@ def tf_reason(message):
 def rollout_figure(model, images, layers_maps, last):
     """The image and its attention rollout through layers 0..`last`: from the class token to
     each patch, or averaged over the patches when the model has no class token."""
-    from zoo.attention_maps import attention_rollout, patch_grid, plot_rollout
+    from zoo.attention_maps import attention_rollout, patch_grid
+    from zoo.attention_plots import plot_rollout
 
     backbone = getattr(model, "backbone", model)
     rollout = attention_rollout(layers_maps)[0]

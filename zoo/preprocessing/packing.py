@@ -11,8 +11,6 @@ preprocessor shares (one example or a batch in, the `(x, y, sample_weight)` tupl
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from zoo.heads import IGNORE_LABEL  # noqa: F401  (the label of pieces after a word's first)
-
 SEED_MAX = 2**31 - 1
 
 

@@ -3,8 +3,8 @@
 import keras
 import tensorflow as tf
 
+from zoo.heads import IGNORE_LABEL
 from zoo.preprocessing.packing import (
-    IGNORE_LABEL,
     as_labels,
     as_output,
     as_strings,

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 import zoo
 from zoo import paths
+from zoo.heads import IGNORE_LABEL
 from zoo.preprocessing import (
-    IGNORE_LABEL,
     CausalLMPreprocessor,
     ImageClassifierPreprocessor,
     MaskedLMPreprocessor,
