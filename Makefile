@@ -32,8 +32,11 @@ $(VENV)/.pretrained: | $(VENV)/.installed
 
 pretrained: $(VENV)/.pretrained
 
+# ruff, then the import contract of pyproject.toml (training -> export -> zoo ->
+# keras_transformers, no cycles inside a package).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test-tf: install data pretrained
 	$(BIN)/pytest -q

@@ -11,7 +11,8 @@ Example:
 """
 
 from zoo.attention_maps import attention_maps
-from zoo.checkpoints import CheckpointError, from_pretrained, save_pretrained
+from zoo.checkpoints import CheckpointError, save_pretrained
+from zoo.pretrained import from_pretrained
 from zoo.registry import (
     build,
     config,

@@ -3,6 +3,8 @@
 import dataclasses
 from collections.abc import Callable
 
+IGNORE_LABEL = -100  # the label of positions a token classifier's loss skips
+
 
 @dataclasses.dataclass(frozen=True)
 class Family:

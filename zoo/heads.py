@@ -13,10 +13,10 @@ from keras import ops
 
 from keras_transformers import Dropout
 from keras_transformers.initializers import truncated_normal
+from zoo.config import IGNORE_LABEL
 from zoo.task import Task
 
 PACKAGE = "zoo"
-IGNORE_LABEL = -100  # the label of positions the token classifier's loss skips
 POOLINGS = ("pooled", "first_token", "last_token", "mean")
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 import zoo
 from training import datasets, paths
 from training.pipelines import pipeline
-from zoo.heads import IGNORE_LABEL
+from zoo.config import IGNORE_LABEL
 from zoo.preprocessing import SentencePieceTokenizer, WordPieceTokenizer
 
 BATCH = 8

@@ -1,6 +1,6 @@
 """Pretrained weights: Hugging Face folders (config.json + model.safetensors) and GGUF files.
 
-`from_pretrained(path)` reads the reference implementation's config, maps it to a family's
+`load_checkpoint(path)` reads the reference implementation's config, maps it to a family's
 `Config`, builds the model, and assigns every tensor by name, checking that each tensor is used
 once and each shape fits. `save_pretrained(model, path)` writes the same layout back, so the
 reference implementation loads it.
@@ -11,8 +11,8 @@ json, and `backbone_tensors(backbone, prefix)` / `head_tensors(task)` -> lists o
 (a Hugging Face name, the Keras variables it fills, and how: `tensors.py`). Reading and
 checking a folder is `folder.py`; GGUF files (llama.cpp) are `gguf.py`.
 
-When the folder or file carries a tokenizer, `from_pretrained` attaches the matching
-preprocessor to a task model (`model.preprocessor`: strings in, model inputs out).
+`zoo.from_pretrained` (zoo/pretrained.py) is `load_checkpoint` plus the preprocessor of the
+tokenizer the checkpoint carries.
 
 Example:
 
@@ -46,9 +46,9 @@ def family_module(model_type):
     return HF_FAMILIES[model_type]
 
 
-def from_pretrained(path, task=None, sequence_length=None, **overrides):
-    """Build a zoo model from a local checkpoint, load its weights, and attach its
-    preprocessor when the checkpoint carries a tokenizer.
+def load_checkpoint(path, task=None, **overrides):
+    """Build a zoo model from a local checkpoint and load its weights (`zoo.from_pretrained`
+    also attaches the checkpoint's preprocessor).
 
     Args:
         path: a Hugging Face folder (`config.json` + `model.safetensors`) or a `.gguf` file.
@@ -56,28 +56,14 @@ def from_pretrained(path, task=None, sequence_length=None, **overrides):
             (`BertModel` -> the backbone, `BertForSequenceClassification` -> `classifier`);
             `"backbone"` the backbone alone; another task loads the backbone's weights and
             starts the new head from scratch (fine-tuning a pretrained encoder).
-        sequence_length: of the attached text preprocessor; `min(128,
-            max_sequence_length)` when None.
         **overrides: config fields and task arguments, as in `zoo.build` (`dropout=0.0`,
             `num_classes=5`).
-
-    A task model gets `model.preprocessor` when the folder carries tokenizer files
-    (`vocab.txt`: WordPiece, `spiece.model`: SentencePiece, `vocab.json` + `merges.txt`:
-    GPT-2's BPE) or the GGUF file its vocabulary; a backbone, or a checkpoint without a
-    tokenizer, gets none.
 
     Errors (`CheckpointError`, a `ValueError`) name what is wrong: no config.json or weights,
     an architecture the zoo does not have, missing, unexpected or misshapen tensors (by name),
     a truncated file, a pickle checkpoint (refused, never unpickled).
     """
     path = Path(path)
-    model = _load(path, task, overrides)
-    if hasattr(model, "backbone"):
-        _attach_preprocessor(model, path, sequence_length)
-    return model
-
-
-def _load(path, task, overrides):
     if path.suffix == ".gguf":
         return gguf.from_gguf(path, task=task, **overrides)
     if path.suffix in PICKLE_SUFFIXES:
@@ -110,20 +96,6 @@ def _load(path, task, overrides):
                    if k in wanted or (prefix and k.startswith(prefix))}
     assign(tensors, specs, path)
     return model
-
-
-def _attach_preprocessor(model, path, sequence_length):
-    # Tokenizers need TensorFlow and tf-text: imported only here, so `import zoo` does not.
-    from zoo import preprocessing
-
-    options = {}
-    if path.suffix == ".gguf":
-        tokenizer, options["add_start_token"] = preprocessing.tokenizer_from_gguf(path)
-    else:
-        tokenizer = preprocessing.tokenizer_from_folder(path)
-    if tokenizer is not None:
-        model.preprocessor = preprocessing.preprocessor_for(model, tokenizer, sequence_length,
-                                                            **options)
 
 
 def save_pretrained(model, path, overwrite=False):
@@ -164,4 +136,4 @@ def _model_type(backbone):
     raise CheckpointError(f"The zoo has no checkpoint format for {type(backbone).__name__}.")
 
 
-__all__ = ["CheckpointError", "from_pretrained", "save_pretrained"]
+__all__ = ["CheckpointError", "load_checkpoint", "save_pretrained"]

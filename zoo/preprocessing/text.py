@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from zoo.heads import IGNORE_LABEL
+from zoo.config import IGNORE_LABEL
 from zoo.preprocessing.packing import (
     as_labels,
     as_output,

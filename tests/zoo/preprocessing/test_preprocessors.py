@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import zoo
 from zoo import paths
-from zoo.heads import IGNORE_LABEL
+from zoo.config import IGNORE_LABEL
 from zoo.preprocessing import (
     CausalLMPreprocessor,
     ImageClassifierPreprocessor,
