@@ -38,14 +38,21 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# Two worker processes (pytest-xdist), each test module on one of them, so that a module's
+# shared fixtures (trained runs, exports) are made once.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
+
 test-tf: install data pretrained
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL)
 
 # Under JAX: the layers and every zoo family, the quick tests only (checkpoint mapping is
-# numpy, tested under TF; the slow generation and attention-map tests repeat what TF covers).
+# numpy, and the tokenizers and preprocessors are TensorFlow graphs: tested under TF; the slow
+# generation and attention-map tests repeat what TF covers).
 test-jax: install
-	KERAS_BACKEND=jax $(BIN)/pytest -q -m "not slow" tests/keras_transformers tests/zoo \
-		keras_transformers zoo --ignore-glob='tests/zoo/test_checkpoints_*'
+	KERAS_BACKEND=jax $(BIN)/pytest -q $(PYTEST_PARALLEL) -m "not slow" tests/keras_transformers \
+		tests/zoo keras_transformers zoo --ignore-glob='tests/zoo/test_checkpoints_*' \
+		--ignore=tests/zoo/preprocessing --ignore=zoo/preprocessing
 
 test: lint data pretrained test-tf test-jax
 
