@@ -7,6 +7,17 @@
   - gradients reach every trainable weight;
   - it runs compiled (`jit_compile=True`) with the same outputs;
   - it runs under the `mixed_bfloat16` policy close to float32.
+
+`run_backbone_test(name, size, inputs, expected_shapes)` proves, for a zoo backbone: output
+shapes, the same outputs on shorter inputs (text: variable lengths), its config round trip,
+the dtype policy of every sublayer under `mixed_bfloat16`, and a `.keras` round trip.
+
+`run_task_test(model, x, y, ...)` proves, for a zoo task model: the output shape, a `.keras`
+round trip, and that `model.compile()` + `model.fit` learns one batch (`run_overfit_test`).
+
+`run_preprocessing_layer_test(preprocessor, examples)` proves, for a preprocessor: a batch
+call equals `tf.data`'s `map` one example at a time then `batch`, and the layer rebuilt from
+its config gives the same outputs.
 """
 
 import importlib.util
@@ -139,6 +150,65 @@ def run_overfit_test(model, x, y, sample_weight=None, steps=60, max_loss=0.1,
     assert np.isfinite(losses).all()
     assert losses[-1] < max_loss, f"loss {losses[0]:.3f} -> {losses[-1]:.3f} after {steps} steps"
     return losses
+
+
+def run_backbone_test(name, size, inputs, expected_shapes, tmp_path, **overrides):
+    """The checks of `run_backbone_test` in the module docstring; returns the backbone and
+    its outputs on `inputs` (`expected_shapes`: output name -> shape)."""
+    import zoo
+
+    backbone = zoo.build(name, size, **overrides)
+    outputs = predict(backbone, inputs)
+    assert {k: tuple(v.shape) for k, v in outputs.items()} == expected_shapes
+
+    # Variable lengths: a text backbone takes the first half of every sequence as well, and
+    # gives sequence outputs of that length.
+    if isinstance(inputs, dict):
+        shorter = {k: v[:, : v.shape[1] // 2] for k, v in inputs.items()}
+        for key, value in predict(backbone, shorter).items():
+            full = outputs[key].shape
+            assert value.shape == (full if len(full) == 2 else (full[0], full[1] // 2, full[2]))
+
+    config = backbone.get_config()
+    assert type(backbone).from_config(config).get_config() == config
+
+    mixed = zoo.build(name, size, dtype="mixed_bfloat16", **overrides)
+    sublayers = [layer for layer in mixed._flatten_layers(include_self=False)
+                 if not isinstance(layer, keras.layers.InputLayer)]
+    wrong = [layer.name for layer in sublayers if layer.dtype_policy.name != "mixed_bfloat16"]
+    assert sublayers and not wrong, f"layers not in mixed_bfloat16: {wrong}"
+
+    run_model_saving_test(backbone, inputs, tmp_path)
+    return backbone, outputs
+
+
+def run_task_test(model, x, y, tmp_path, expected_shape, sample_weight=None, **overfit):
+    """The checks of `run_task_test` in the module docstring; `overfit` goes to
+    `run_overfit_test` (`steps`, `max_loss`, `learning_rate`)."""
+    assert predict(model, x).shape == expected_shape
+    run_model_saving_test(model, x, tmp_path)
+    return run_overfit_test(model, x, y, sample_weight=sample_weight, **overfit)
+
+
+def run_preprocessing_layer_test(preprocessor, examples, **call_kwargs):
+    """The checks of `run_preprocessing_layer_test` in the module docstring; `examples` is a
+    list of single examples (strings, or tuples of them). Returns the batch's outputs."""
+    import tensorflow as tf
+
+    columns = list(zip(*examples, strict=True)) if isinstance(examples[0], tuple) else None
+    batch = tuple(tf.constant(c) for c in columns) if columns else tf.constant(examples)
+    expected = preprocessor(batch, **call_kwargs)
+    data = tf.data.Dataset.from_tensor_slices(batch)
+    mapped = data.map(lambda *x: preprocessor(x if len(x) > 1 else x[0], **call_kwargs))
+    actual = next(iter(mapped.batch(len(examples))))
+    for a, e in zip(tf.nest.flatten(actual), tf.nest.flatten(expected), strict=True):
+        np.testing.assert_array_equal(a.numpy(), e.numpy())
+
+    rebuilt = type(preprocessor).from_config(preprocessor.get_config())
+    for a, e in zip(tf.nest.flatten(rebuilt(batch, **call_kwargs)), tf.nest.flatten(expected),
+                    strict=True):
+        np.testing.assert_array_equal(a.numpy(), e.numpy())
+    return expected
 
 
 def smollm2_path():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.helpers import predict, run_model_saving_test, run_overfit_test
+from tests.helpers import predict, run_backbone_test, run_task_test
 from zoo import catalog
 
 BATCH, LENGTH = 4, 12
@@ -22,24 +22,20 @@ def text_inputs(vocabulary_size=1024, seed=0):
 
 
 def test_backbone_outputs_and_padding_invariance(tmp_path):
-    backbone = zoo.build("bert")
     inputs = text_inputs()
-    outputs = predict(backbone, inputs)
-    assert outputs["sequence_output"].shape == (BATCH, LENGTH, 32)
-    assert outputs["pooled_output"].shape == (BATCH, 32)
+    backbone, outputs = run_backbone_test(
+        "bert", "tiny", inputs,
+        {"sequence_output": (BATCH, LENGTH, 32), "pooled_output": (BATCH, 32)}, tmp_path)
     changed = {**inputs, "token_ids": inputs["token_ids"].copy()}
     changed["token_ids"][1, 8:] = 7  # padded tokens: real positions must not move
     again = predict(backbone, changed)["sequence_output"]
     np.testing.assert_allclose(again[1, :8], outputs["sequence_output"][1, :8], atol=1e-5)
-    run_model_saving_test(backbone, inputs, tmp_path)
 
 
 def test_classifier_round_trips_and_overfits_a_batch(tmp_path):
     model = zoo.build("bert", task="classifier", num_classes=3, dropout=0.0)
-    inputs = text_inputs()
-    assert predict(model, inputs).shape == (BATCH, 3)
-    run_model_saving_test(model, inputs, tmp_path)
-    run_overfit_test(model, inputs, np.array([0, 1, 2, 1]), steps=40, max_loss=0.05)
+    run_task_test(model, text_inputs(), np.array([0, 1, 2, 1]), tmp_path, (BATCH, 3),
+                  steps=40, max_loss=0.05)
 
 
 def test_token_classifier_ignores_minus_100_labels_and_overfits(tmp_path):
@@ -47,9 +43,7 @@ def test_token_classifier_ignores_minus_100_labels_and_overfits(tmp_path):
     inputs = text_inputs()
     labels = np.random.default_rng(1).integers(0, 5, (BATCH, LENGTH))
     labels[inputs["padding_mask"] == 0] = -100
-    assert predict(model, inputs).shape == (BATCH, LENGTH, 5)
-    run_model_saving_test(model, inputs, tmp_path)
-    run_overfit_test(model, inputs, labels, steps=60, max_loss=0.1)
+    run_task_test(model, inputs, labels, tmp_path, (BATCH, LENGTH, 5), steps=60, max_loss=0.1)
 
 
 def test_masked_lm_predicts_masked_tokens_and_overfits(tmp_path):
@@ -58,10 +52,8 @@ def test_masked_lm_predicts_masked_tokens_and_overfits(tmp_path):
     inputs["mask_positions"] = np.array([[1, 2], [3, 4], [0, 5], [2, 0]], "int32")
     targets = np.take_along_axis(inputs["token_ids"], inputs["mask_positions"], axis=1)
     weights = np.array([[1, 1], [1, 1], [1, 1], [1, 0]], "float32")
-    assert predict(model, inputs).shape == (BATCH, 2, 1024)
-    run_model_saving_test(model, inputs, tmp_path)
-    run_overfit_test(model, inputs, targets, sample_weight=weights, steps=60, max_loss=0.1,
-                     learning_rate=1e-2)
+    run_task_test(model, inputs, targets, tmp_path, (BATCH, 2, 1024), sample_weight=weights,
+                  steps=60, max_loss=0.1, learning_rate=1e-2)
 
 
 def test_masked_lm_head_is_tied_to_the_token_table():

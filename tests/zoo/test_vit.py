@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.helpers import as_numpy, predict, run_model_saving_test, run_overfit_test
+from tests.helpers import as_numpy, predict, run_backbone_test, run_task_test
 from zoo import catalog
 
 BATCH = 4
@@ -22,21 +22,19 @@ def vit_model_params(hidden, layers, mlp, patch=16, image=224, channels=3, poole
 
 
 def test_backbone_outputs_and_round_trip(tmp_path):
-    backbone = zoo.build("vit")
-    outputs = predict(backbone, images())
-    assert outputs["sequence_output"].shape == (BATCH, 1 + 4 * 4, 32)  # class token + patches
-    assert outputs["pooled_output"].shape == (BATCH, 32)
+    _, outputs = run_backbone_test(
+        "vit", "tiny", images(),
+        {"sequence_output": (BATCH, 1 + 4 * 4, 32),  # class token + patches
+         "pooled_output": (BATCH, 32)}, tmp_path)
     assert np.all(np.abs(outputs["pooled_output"]) <= 1.0)  # tanh
-    run_model_saving_test(backbone, images(), tmp_path)
 
 
 def test_classifier_round_trips_and_overfits_a_batch(tmp_path):
     model = zoo.build("vit", task="classifier", num_classes=3, dropout=0.0)
     labels = np.random.default_rng(9).integers(0, 3, BATCH)  # [1, 2, 2, 0]
-    assert predict(model, images()).shape == (BATCH, 3)
-    run_model_saving_test(model, images(), tmp_path)
     # Loss ~1.1 -> ~0.002 in 25 steps under TensorFlow and JAX, for several seeds.
-    run_overfit_test(model, images(), labels, steps=25, max_loss=0.02, learning_rate=1e-2)
+    run_task_test(model, images(), labels, tmp_path, (BATCH, 3), steps=25, max_loss=0.02,
+                  learning_rate=1e-2)
 
 
 def test_classifier_has_no_pooler_and_classifies_the_class_token():

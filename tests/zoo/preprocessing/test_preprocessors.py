@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from tests.helpers import run_preprocessing_layer_test
 from zoo import paths
 from zoo.config import IGNORE_LABEL
 from zoo.preprocessing import (
@@ -268,6 +269,21 @@ def test_config_round_trip(make, tokenizer):
     assert restored.get_config() == config
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(restored) is type(layer) and restored.get_config() == config
+
+
+SENTENCES = ["the quick brown fox", "", "the lazy dog jumps over the quick brown fox ."]
+PAIRS = [("the dog", "a fox ."), ("", "the lazy dog"), ("quick brown fox jumps", "")]
+
+
+@pytest.mark.parametrize("make, examples", [
+    (lambda t: TextClassifierPreprocessor(t, 8), SENTENCES),
+    (lambda t: TextClassifierPreprocessor(t, 8, style="gpt"), SENTENCES),
+    (lambda t: TextClassifierPreprocessor(t, 8), PAIRS),
+    (lambda t: CausalLMPreprocessor(t, 8), SENTENCES),
+    (lambda t: Seq2SeqLMPreprocessor(t, 8, 4), PAIRS),
+], ids=["bert", "gpt", "pairs", "causal_lm", "seq2seq"])
+def test_a_batch_equals_tf_data_one_example_at_a_time(make, examples, tokenizer):
+    run_preprocessing_layer_test(make(tokenizer), examples)
 
 
 def test_preprocessors_run_inside_tf_data(tokenizer):
