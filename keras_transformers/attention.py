@@ -8,7 +8,15 @@ Example:
 >>> out, scores = attention(x, use_causal_mask=True, return_attention_scores=True)
 >>> tuple(out.shape), tuple(scores.shape)
 ((2, 6, 32), (2, 4, 6, 6))
+>>> with recording_scores([attention]):                 # keep them on the layer instead
+...     out = attention(x, use_causal_mask=True)
+...     tuple(attention.recorded_scores.shape)
+(2, 4, 6, 6)
+>>> attention.recorded_scores is None                   # cleared when the context ends
+True
 """
+
+import contextlib
 
 import keras
 from keras import ops
@@ -127,6 +135,10 @@ class MultiHeadAttention(keras.layers.Layer):
     Returns:
         `output`, then the attention scores if asked for, then the updated cache if one was
         given: `output`, `(output, scores)`, `(output, cache)` or `(output, scores, cache)`.
+
+    Inside `recording_scores([layer, ...])`, an eager call also keeps its scores (those that
+    `return_attention_scores=True` returns) in `recorded_scores`, whatever it returns; traced
+    calls (`tf.function`, `jax.jit`, building a functional model) keep nothing.
     """
 
     def __init__(self, num_heads, head_dim=None, num_kv_heads=None, output_dim=None,
@@ -156,6 +168,8 @@ class MultiHeadAttention(keras.layers.Layer):
                                       name="rotary") if use_rotary else None
         self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy) \
             if dropout else None
+        self.recording = False  # set by `recording_scores`
+        self.recorded_scores = None
 
     def _projection(self, name, equation, output_shape, bias_axes):
         return keras.layers.EinsumDense(
@@ -268,11 +282,15 @@ class MultiHeadAttention(keras.layers.Layer):
         if training and self.dropout_layer is not None:
             def dropout(probabilities):
                 return self.dropout_layer(probabilities, training=True)
+        record = self.recording and is_eager(queries)
+        with_scores = return_attention_scores or record
         result = dot_product_attention(
             queries, keys, values, mask=mask, bias=attention_bias, scale=self.scale,
-            return_scores=return_attention_scores, dropout=dropout,
+            return_scores=with_scores, dropout=dropout,
         )
-        attended, scores = result if return_attention_scores else (result, None)
+        attended, scores = result if with_scores else (result, None)
+        if record:
+            self.recorded_scores = scores
         output = self._merge_heads(attended)
 
         outputs = (output,)
@@ -320,3 +338,48 @@ class MultiHeadAttention(keras.layers.Layer):
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }
 
+
+@contextlib.contextmanager
+def recording_scores(layers):
+    """Within the context, each `MultiHeadAttention` of `layers` keeps the attention
+    probabilities `[batch, heads, query_length, key_length]` of its last eager call in
+    `recorded_scores` (computed as with `return_attention_scores=True`).
+
+    Outside it (the default) calls compute and keep nothing more. Traced calls never record.
+    On exit, also on error, recording stops and `recorded_scores` is cleared. Yields the
+    layers.
+    """
+    layers = list(layers)
+    for layer in layers:
+        if not isinstance(layer, MultiHeadAttention):
+            raise TypeError(f"recording_scores takes MultiHeadAttention layers, got a "
+                            f"{type(layer).__name__}.")
+    previous = [layer.recording for layer in layers]
+    for layer in layers:
+        layer.recording = True
+    try:
+        yield layers
+    finally:
+        for layer, was_recording in zip(layers, previous, strict=True):
+            layer.recording = was_recording
+            if not was_recording:
+                layer.recorded_scores = None
+
+
+def is_eager(x):
+    """Whether `x` is a concrete tensor: not inside `tf.function`, `jax.jit` or a symbolic
+    (functional model) build."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    if backend == "torch":
+        import torch
+
+        return not torch.compiler.is_compiling() and x.device.type != "meta"
+    return True

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_transformers import MultiHeadAttention, dot_product_attention
+from keras_transformers.attention import recording_scores
 from tests.helpers import as_numpy, assert_close, random_inputs, run_layer_test
 
 
@@ -151,6 +152,43 @@ def test_additive_bias_is_added_to_logits_before_softmax():
     bias[0, :, :, 1] = -1e9  # forbid key 1 through the bias alone
     _, scores = layer(x, attention_bias=bias, return_attention_scores=True)
     assert as_numpy(scores)[..., 1].max() == 0.0
+
+
+def test_recording_keeps_the_scores_of_eager_calls_only_inside_the_context():
+    query, value = random_inputs(2, 5, 16), random_inputs(2, 7, 16, seed=1)
+    padding = np.array([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]], bool)
+    layer = MultiHeadAttention(4, num_kv_heads=2)
+    expected, expected_scores = layer(query, value, padding_mask=padding,
+                                      return_attention_scores=True)
+    layer(query, value, padding_mask=padding)
+    assert not layer.recording and layer.recorded_scores is None           # off by default
+
+    with recording_scores([layer]) as recording:
+        assert recording == [layer] and layer.recording
+        output = layer(query, value, padding_mask=padding)           # returns the output only
+        assert not isinstance(output, tuple)
+        assert_close(output, expected, atol=1e-6)
+        np.testing.assert_array_equal(as_numpy(layer.recorded_scores), as_numpy(expected_scores))
+    assert not layer.recording and layer.recorded_scores is None        # cleared on exit
+    layer(query, value, padding_mask=padding)
+    assert layer.recorded_scores is None                              # and off again
+
+    with pytest.raises(RuntimeError, match="inside"), recording_scores([layer]):
+        layer(query, value)
+        raise RuntimeError("inside")
+    assert not layer.recording and layer.recorded_scores is None        # also after an error
+    # Traced calls keep nothing: a functional build, and a compiled predict.
+    traced, symbolic = MultiHeadAttention(4), (keras.Input((5, 16)), keras.Input((7, 16)))
+    with recording_scores([traced]):
+        model = keras.Model(symbolic, traced(*symbolic))
+        assert traced.recorded_scores is None
+        model.predict([query, value], verbose=0)
+        assert traced.recorded_scores is None
+        model([query, value])                                          # eager: recorded
+        assert traced.recorded_scores.shape == (2, 4, 5, 7)
+    with pytest.raises(TypeError, match="MultiHeadAttention layers, got a Dense"):
+        with recording_scores([keras.layers.Dense(2)]):
+            pass
 
 
 def test_layer_round_trips_compiles_and_runs_in_bfloat16(tmp_path):

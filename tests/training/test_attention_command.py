@@ -10,7 +10,7 @@ from PIL import Image
 
 import zoo
 from training.cli import main
-from zoo.attention_maps import (
+from zoo.attention_plots import (
     DPI,
     attention_figure_inches,
     heads_figure_inches,

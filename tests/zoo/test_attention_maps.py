@@ -7,15 +7,8 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.attention_maps import (
-    attention_rollout,
-    check_layer,
-    grid_shape,
-    plot_attention,
-    plot_heads,
-    plot_rollout,
-    trace,
-)
+from zoo.attention_maps import attention_rollout, check_layer, trace
+from zoo.attention_plots import grid_shape, plot_attention, plot_heads, plot_rollout
 
 PADDING = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], "int32")  # second row: 2 pads
 
