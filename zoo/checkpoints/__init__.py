@@ -47,22 +47,8 @@ def family_module(model_type):
 
 
 def load_checkpoint(path, task=None, **overrides):
-    """Build a zoo model from a local checkpoint and load its weights (`zoo.from_pretrained`
-    also attaches the checkpoint's preprocessor).
-
-    Args:
-        path: a Hugging Face folder (`config.json` + `model.safetensors`) or a `.gguf` file.
-        task: the zoo task to build. None builds what the checkpoint's architecture is
-            (`BertModel` -> the backbone, `BertForSequenceClassification` -> `classifier`);
-            `"backbone"` the backbone alone; another task loads the backbone's weights and
-            starts the new head from scratch (fine-tuning a pretrained encoder).
-        **overrides: config fields and task arguments, as in `zoo.build` (`dropout=0.0`,
-            `num_classes=5`).
-
-    Errors (`CheckpointError`, a `ValueError`) name what is wrong: no config.json or weights,
-    an architecture the zoo does not have, missing, unexpected or misshapen tensors (by name),
-    a truncated file, a pickle checkpoint (refused, never unpickled).
-    """
+    """Build a zoo model from a local checkpoint and load its weights: `zoo.from_pretrained`
+    without the preprocessor (the arguments and errors are that function's)."""
     path = Path(path)
     if path.suffix == ".gguf":
         return gguf.from_gguf(path, task=task, **overrides)
