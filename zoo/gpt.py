@@ -139,7 +139,8 @@ class GPTBackbone(Backbone):
         dtype: a dtype policy, e.g. `"mixed_bfloat16"`.
 
     Layers by name: `token_embedding` (a `TokenAndPositionEmbedding`, with learned positions
-    or none), `transformer_layer_{i}` (pre-norm `DecoderBlock`s), `final_norm`.
+    or none), `transformer_layer_{i}` (pre-norm `DecoderBlock`s), `final_norm`;
+    `hidden_states` runs them, for the graph and for cached decoding alike.
     """
 
     family_name = "gpt"
@@ -167,14 +168,43 @@ class GPTBackbone(Backbone):
 
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input((None,), dtype="int32", name="padding_mask")
-        x = self.embeddings_dropout(self.token_embedding(token_ids))
-        for layer in self.transformer_layers:
-            x = layer(x, padding_mask=padding_mask)
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
-            outputs={"sequence_output": self.final_norm(x)}, config=config, dtype=dtype,
-            **kwargs,
+            outputs={"sequence_output": self.hidden_states(token_ids, padding_mask)},
+            config=config, dtype=dtype, **kwargs,
         )
+
+    def hidden_states(self, token_ids, padding_mask=None, cache=None, cache_index=0):
+        """The network: token embedding, the transformer layers, the final norm.
+
+        The functional graph is this on the whole sequence; cached decoding
+        (`CausalLM.hidden_with_cache`) runs it on the newest tokens. (Not named `forward`:
+        on the torch backend that is the `torch.nn.Module` method a layer call runs.)
+
+        Args:
+            token_ids: int `[batch, length]`, at positions `cache_index ...`.
+            padding_mask: `[batch, length]` (or, with `cache`, `[batch, max_length]` over
+                every cache position), 1 for real tokens; all real when None.
+            cache: None, or a list of the layers' caches `[batch, 2, max_length, kv_heads,
+                head_dim]`.
+            cache_index: position of the first token; an int or an int32 scalar.
+
+        Returns:
+            The hidden states `[batch, length, hidden_dim]`, after the final norm; with
+            `cache`, also the list of the layers' updated caches.
+        """
+        x = self.token_embedding(token_ids, start_index=cache_index)
+        x = self.embeddings_dropout(x)  # the identity unless training
+        layer_caches = []
+        for i, layer in enumerate(self.transformer_layers):
+            if cache is None:
+                x = layer(x, padding_mask=padding_mask)
+            else:
+                x, layer_cache = layer(x, padding_mask=padding_mask, cache=cache[i],
+                                       cache_index=cache_index)
+                layer_caches.append(layer_cache)
+        hidden = self.final_norm(x)
+        return hidden if cache is None else (hidden, layer_caches)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -250,14 +280,10 @@ class CausalLM(GenerativeTask):
         """As `call_with_cache`, but the final hidden states `[batch, new_tokens,
         hidden_dim]` instead of the logits (for the logits of some positions only)."""
         per_layer = isinstance(cache, (list, tuple))
-        x = self.backbone.token_embedding(token_ids, start_index=cache_index)
-        layer_caches = []
-        for i, layer in enumerate(self.backbone.transformer_layers):
-            x, layer_cache = layer(x, padding_mask=padding_mask,
-                                   cache=cache[i] if per_layer else cache[:, i],
-                                   cache_index=cache_index)
-            layer_caches.append(layer_cache)
-        hidden = self.backbone.final_norm(x)
+        if not per_layer:
+            cache = [cache[:, i] for i in range(self.backbone.config.num_layers)]
+        hidden, layer_caches = self.backbone.hidden_states(token_ids, padding_mask, cache,
+                                                           cache_index)
         return hidden, layer_caches if per_layer else ops.stack(layer_caches, axis=1)
 
 

@@ -1,0 +1,374 @@
+"""The Python front of generation: `generate` and `stream`, from prompts in to answers out.
+
+`generate(model, inputs, max_new_tokens, sampler="greedy", ...)` is what `CausalLM.generate`
+(GPT-2 and Llama style) and `Seq2SeqLM.generate` (T5) call; `stream` yields one prompt's new
+tokens as they are chosen. Both go through `prepare`: the decoding of the model
+(`zoo.generation.loop.decoding_for`), the checks of the arguments (`check_arguments`), the
+prompts as lists of ids (`causal_request`, `seq2seq_request`: text through the attached
+preprocessor, lists of ids, or a dict of padded ids and mask), the prompts checked and cut
+from the left to fit the model's context (`fit_context`), and the stop tokens resolved
+(`default_stop_token_ids`). `generate` pads the prompts to a multiple of `PROMPT_BUCKET` (so
+that calls with other prompt lengths do not trace again), runs the compiled loop
+(`zoo.generation.loop.decode`) and gives the answer back in the form the prompts came in
+(`respond`, `detokenize`).
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+from keras import ops
+
+from zoo.generation.loop import Seq2SeqDecoding, Settings, compiled, decode, decoding_for, start
+from zoo.generation.samplers import SAMPLERS, choose, sampler_for
+
+PROMPT_BUCKET = 16
+
+
+# --- inputs and outputs --------------------------------------------------------------------
+
+
+def _as_strings(inputs):
+    """A list of `str` and whether it was one string, or None when `inputs` are not text."""
+    if isinstance(inputs, (str, bytes)):
+        return [_text(inputs)], True
+    if hasattr(inputs, "dtype") and "string" in str(inputs.dtype) and hasattr(inputs, "numpy"):
+        inputs = inputs.numpy()
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "USO" and inputs.ndim <= 1:
+        if inputs.ndim == 0:
+            return [_text(inputs.item())], True
+        inputs = inputs.tolist()
+    if isinstance(inputs, (list, tuple)) and inputs and all(
+            isinstance(x, (str, bytes)) for x in inputs):
+        return [_text(x) for x in inputs], False
+    return None
+
+
+def _text(value):
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _rows(token_ids, padding_mask=None):
+    """Token ids (lists, a ragged tensor, or dense ids + mask) as a list of lists."""
+    if hasattr(token_ids, "to_list"):  # tf.RaggedTensor
+        return token_ids.to_list()
+    if padding_mask is None:
+        rows = [list(np.asarray(row).reshape(-1)) for row in token_ids]
+    else:
+        ids, mask = np.asarray(token_ids), np.asarray(padding_mask).astype(bool)
+        if ids.ndim != 2 or ids.shape != mask.shape:
+            raise ValueError(f"token_ids {ids.shape} and padding_mask {mask.shape} must be the "
+                             "same [batch, length] shape.")
+        lengths = mask.sum(axis=1)
+        if not all(mask[i, :n].all() for i, n in enumerate(lengths)):
+            raise ValueError("padding_mask must be ones then zeros in each row (right "
+                             "padding): generation continues after the last real token.")
+        rows = [ids[i, :n].tolist() for i, n in enumerate(lengths)]
+    return [[int(t) for t in row] for row in rows]
+
+
+@dataclasses.dataclass
+class Request:
+    """Prompts as lists of ids, the model's other inputs, and how to give the answer back."""
+
+    rows: list
+    extras: dict
+    kind: str  # "strings", "lists" or "dict"
+    scalar: bool = False
+
+
+def _preprocessor(model):
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None or getattr(preprocessor, "tokenizer", None) is None:
+        raise ValueError(
+            f"Text prompts need a preprocessor with a tokenizer, and this "
+            f"{type(model).__name__} has none: pass token ids, or attach one with "
+            "zoo.preprocessing.preprocessor_for(model, tokenizer)."
+        )
+    return preprocessor
+
+
+def causal_request(model, inputs):
+    texts = _as_strings(inputs)
+    if texts is not None:
+        strings, scalar = texts
+        preprocessor = _preprocessor(model)
+        rows = preprocessor.tokenizer(strings).to_list()
+        start_id = getattr(preprocessor, "start_id", None)
+        if start_id is not None:
+            rows = [[start_id, *row] for row in rows]
+        return Request([[int(t) for t in r] for r in rows], {}, "strings", scalar)
+    if isinstance(inputs, dict):
+        if "token_ids" not in inputs:
+            raise ValueError(f"A dict of inputs needs 'token_ids' (and 'padding_mask'); got "
+                             f"{sorted(inputs)}.")
+        mask = inputs.get("padding_mask")
+        if mask is None:
+            mask = np.ones(np.shape(inputs["token_ids"]), "int32")
+        return Request(_rows(inputs["token_ids"], mask), {}, "dict")
+    return Request(_rows(inputs), {}, "lists")
+
+
+def seq2seq_request(model, inputs):
+    texts = _as_strings(inputs)
+    if texts is not None:
+        strings, scalar = texts
+        x = _preprocessor(model)(strings)
+        extras = {k: np.asarray(x[k], "int32")
+                  for k in ("encoder_token_ids", "encoder_padding_mask")}
+        return Request([[]] * len(strings), extras, "strings", scalar)
+    if isinstance(inputs, dict):
+        if "encoder_token_ids" not in inputs:
+            raise ValueError("A dict of inputs to a Seq2SeqLM needs 'encoder_token_ids' (and "
+                             f"'encoder_padding_mask'); got {sorted(inputs)}.")
+        ids = np.asarray(inputs["encoder_token_ids"], "int32")
+        mask = inputs.get("encoder_padding_mask")
+        mask = np.ones_like(ids) if mask is None else np.asarray(mask, "int32")
+        kind = "dict"
+    else:
+        rows = _rows(inputs)
+        width = max([len(r) for r in rows] + [1])
+        ids = np.zeros((len(rows), width), "int32")
+        mask = np.zeros((len(rows), width), "int32")
+        for i, row in enumerate(rows):
+            ids[i, :len(row)], mask[i, :len(row)] = row, 1
+        kind = "lists"
+    if len(ids) and (mask.sum(axis=1) == 0).any():
+        empty = int(np.flatnonzero(mask.sum(axis=1) == 0)[0])
+        raise ValueError(f"Prompt {empty} is empty: give the encoder at least one token.")
+    extras = {"encoder_token_ids": ids, "encoder_padding_mask": mask}
+    return Request([[]] * len(ids), extras, kind)
+
+
+def check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
+                    min_new_tokens, vocabulary_size, context):
+    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens <= 0:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}.")
+    if context is not None and max_new_tokens >= context:
+        raise ValueError(
+            f"max_new_tokens {max_new_tokens} does not fit the model's context of {context} "
+            f"positions (its cache) with a prompt of at least one token: ask for at most "
+            f"{context - 1}."
+        )
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}. Choose one of {SAMPLERS}.")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}; for the most likely "
+                         "token use sampler='greedy'.")
+    if sampler == "top_k" and not 1 <= top_k <= vocabulary_size:
+        raise ValueError(f"top_k must be in [1, {vocabulary_size}], got {top_k!r}.")
+    if sampler == "top_p" and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}.")
+    if sampler == "beam" and not 1 <= num_beams <= vocabulary_size:
+        raise ValueError(f"num_beams must be in [1, {vocabulary_size}], got {num_beams!r}.")
+    if min_new_tokens < 0:
+        raise ValueError(f"min_new_tokens must be >= 0, got {min_new_tokens!r}.")
+
+
+def fit_context(rows, max_new_tokens, context, stacklevel=3):
+    """Prompts cut from the left so that prompt + new tokens fit `context`, with a warning
+    (`stacklevel` as `warnings.warn`'s, counted from here: 3 blames the caller's caller)."""
+    if context is None:
+        return rows
+    room = context - max_new_tokens
+    fitted = []
+    for i, row in enumerate(rows):
+        if len(row) > room:
+            warnings.warn(
+                f"Prompt {i} has {len(row)} tokens; with max_new_tokens={max_new_tokens} the "
+                f"model's context of {context} leaves room for {room}: its first "
+                f"{len(row) - room} tokens are dropped.", stacklevel=stacklevel)
+            row = row[len(row) - room:]
+        fitted.append(row)
+    return fitted
+
+
+def default_stop_token_ids(model):
+    """The end token of the attached preprocessor's tokenizer, or none."""
+    preprocessor = getattr(model, "preprocessor", None)
+    end_id = getattr(preprocessor, "end_id", None)
+    if end_id is None and preprocessor is not None:
+        end_id = getattr(getattr(preprocessor, "tokenizer", None), "end_id", None)
+    return () if end_id is None else (int(end_id),)
+
+
+def decoder_start_id_of(model):
+    """The id a `Seq2SeqLM`'s decoder starts from: its preprocessor's, else 0 (T5's)."""
+    start_id = getattr(getattr(model, "preprocessor", None), "decoder_start_id", None)
+    return 0 if start_id is None else int(start_id)
+
+
+def pad_id_of(model):
+    """The id that pads prompts and finished rows: the preprocessor's, else 0."""
+    preprocessor = getattr(model, "preprocessor", None)
+    pad_id = getattr(preprocessor, "pad_id", None)
+    return 0 if pad_id is None else int(pad_id)
+
+
+def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, num_beams=1,
+            min_new_tokens=0, stop_token_ids="auto", one_prompt=False):
+    """What `generate` and `stream` share before decoding: `(decoding, request,
+    stop_token_ids)`.
+
+    Checks the arguments against the model (`check_arguments`), reads the prompts
+    (`causal_request`, `seq2seq_request`; a `Seq2SeqLM`'s decoder starts from
+    `decoder_start_id_of(model)`), refuses empty ones and ids outside the vocabulary, cuts
+    them to fit the context (`fit_context`, into `request.rows`) and resolves
+    `stop_token_ids` (`"auto"`: `default_stop_token_ids(model)`; None: none) to a tuple of
+    ints. With `one_prompt` (`stream`), `inputs` is one prompt: a string or a list of ids.
+    """
+    decoding = decoding_for(model)
+    check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
+                    min_new_tokens, decoding.vocabulary_size, decoding.context)
+    is_seq2seq = isinstance(decoding, Seq2SeqDecoding)
+    if one_prompt and not isinstance(inputs, (str, bytes)):
+        inputs = [list(inputs)]
+    request = (seq2seq_request if is_seq2seq else causal_request)(model, inputs)
+    if is_seq2seq:
+        request.rows = [[decoder_start_id_of(model)]] * len(request.rows)
+    if one_prompt and (len(request.rows) != 1 or not request.rows[0]):
+        raise ValueError("stream() takes one prompt of at least one token.")
+    if not request.rows:
+        raise ValueError("No prompts: give at least one.")
+    for i, row in enumerate(request.rows):
+        if not row:
+            raise ValueError(f"Prompt {i} is empty (no tokens): give at least one token.")
+        if any(not 0 <= t < decoding.vocabulary_size for t in row):
+            raise ValueError(f"Prompt {i} has ids outside the vocabulary "
+                             f"[0, {decoding.vocabulary_size}).")
+    # stacklevel 4: the warning names the caller of `generate` or `stream`.
+    request.rows = fit_context(request.rows, max_new_tokens, decoding.context, stacklevel=4)
+    if stop_token_ids == "auto":
+        stop_token_ids = default_stop_token_ids(model)
+    return decoding, request, tuple(int(i) for i in (stop_token_ids or ()))
+
+
+def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top_k=50,
+             top_p=0.9, num_beams=4, length_penalty=1.0, stop_token_ids="auto",
+             min_new_tokens=0, seed=None):
+    """Continue prompts with a `CausalLM` or `Seq2SeqLM` (see `zoo.generation`).
+
+    Args:
+        model: a zoo `CausalLM` or `Seq2SeqLM`.
+        inputs: text (a string or a list of strings) when the model has a preprocessor; or
+            token ids: a list of lists (or a ragged tensor) of prompts, or a dict with
+            `token_ids` and `padding_mask` (right-padded); a `Seq2SeqLM` takes the source
+            (`encoder_token_ids`, `encoder_padding_mask`) and starts its decoder with the
+            preprocessor's `decoder_start_id` (0, T5's, without one).
+        max_new_tokens: tokens to add to each prompt (> 0). A prompt that does not fit the
+            model's context with them is cut from the left, with a warning.
+        sampler: one of `SAMPLERS`.
+        temperature: divides the logits before sampling (> 0).
+        top_k: for `"top_k"`.
+        top_p: for `"top_p"`, in (0, 1].
+        num_beams, length_penalty: for `"beam"`.
+        stop_token_ids: ids that end a row (kept in ids, dropped from text); `"auto"`: the
+            tokenizer's end token when there is a preprocessor, else none; None: none.
+        min_new_tokens: stop tokens are banned before this many new tokens.
+        seed: an int; the same seed gives the same samples. Random when None.
+
+    Returns:
+        What came in: strings (one string for one), lists of new ids (the stop token
+        included), or a dict `{"token_ids", "padding_mask"}` `[batch, max_new_tokens]`.
+    """
+    decoding, request, stop_token_ids = prepare(
+        model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
+        min_new_tokens, stop_token_ids)
+    rows = request.rows
+    longest = max(len(r) for r in rows)
+    width = -(-longest // PROMPT_BUCKET) * PROMPT_BUCKET
+    if decoding.context is not None:
+        width = min(width, decoding.context - max_new_tokens)
+    pad_id = pad_id_of(model)
+    prompt = np.full((len(rows), width), pad_id, "int32")
+    for i, row in enumerate(rows):
+        prompt[i, :len(row)] = row
+    lengths = np.array([len(r) for r in rows], "int32")
+
+    settings = Settings(sampler_for(sampler, top_k, num_beams), width + max_new_tokens,
+                        stop_token_ids, int(min_new_tokens), pad_id)
+    max_new_tokens = int(max_new_tokens)
+
+    def run(prompt, lengths, extras, temperature, top_k, top_p, length_penalty, seed):
+        return decode(decoding, settings, prompt, lengths, max_new_tokens, extras,
+                      temperature, top_k, top_p, length_penalty, seed)
+
+    function = compiled(model, ("generate", settings, max_new_tokens), run)
+    if seed is None:
+        seed = np.random.randint(0, 2**31 - 1)
+    token_ids, mask = function(
+        prompt, lengths, request.extras, np.float32(temperature),
+        np.int32(top_k), np.float32(top_p), np.float32(length_penalty),
+        np.array([seed, 0], "int32"))
+    token_ids = np.asarray(ops.convert_to_numpy(token_ids))
+    mask = np.asarray(ops.convert_to_numpy(mask))
+    return respond(model, request, token_ids, mask, stop_token_ids)
+
+
+def respond(model, request, token_ids, mask, stop_token_ids):
+    """The new tokens in the form the prompts came in (see `generate`'s Returns)."""
+    if request.kind == "dict":
+        return {"token_ids": token_ids, "padding_mask": mask}
+    rows = [row[: int(m.sum())].tolist() for row, m in zip(token_ids, mask, strict=True)]
+    if request.kind == "lists":
+        return rows
+    texts = detokenize(model.preprocessor.tokenizer,
+                       [[t for t in row if t not in stop_token_ids] for row in rows])
+    return texts[0] if request.scalar else texts
+
+
+def detokenize(tokenizer, rows):
+    """Lists of ids -> a list of `str`."""
+    if not any(rows):  # a ragged tensor of empty rows has no inner dtype to infer
+        return ["" for _ in rows]
+    strings = tokenizer.detokenize(rows)
+    return [_text(s) for s in np.asarray(ops.convert_to_numpy(strings)).reshape(-1)]
+
+
+def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top_k=50,
+           top_p=0.9, stop_token_ids="auto", seed=None):
+    """Yield the new token ids of one prompt as they are chosen (for printing as they come).
+
+    The same prefill, step and samplers as `generate` (not beam search), each step a compiled
+    call from Python. `inputs` is one prompt: a string (with a preprocessor) or a list of ids.
+
+    >>> import zoo
+    >>> model = zoo.build("gpt", size="tiny", task="causal_lm")
+    >>> len(list(stream(model, [5, 9, 2], 3)))
+    3
+    """
+    if sampler == "beam":
+        raise ValueError("stream() picks one token at a time: use generate() for beam search.")
+    decoding, request, stop_token_ids = prepare(
+        model, inputs, max_new_tokens, sampler, temperature, top_k, top_p,
+        stop_token_ids=stop_token_ids, one_prompt=True)
+    (row,) = request.rows
+    settings = Settings(sampler_for(sampler, top_k), len(row) + max_new_tokens, stop_token_ids,
+                        0, pad_id_of(model))
+    parameters = (np.float32(temperature), np.int32(top_k), np.float32(top_p))
+
+    def pick(logits, index, temperature, top_k, top_p, seed):
+        logits = ops.cast(logits, "float32")
+        step_seed = ops.cast(seed, "int32") + ops.stack([0, index])
+        return choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
+
+    def first(prompt, extras, temperature, top_k, top_p, seed):
+        lengths = ops.convert_to_tensor(np.array([len(row)], "int32"))
+        _, logits, state, index, _, _ = start(decoding, settings, prompt, lengths, 1, extras)
+        return pick(logits, index, temperature, top_k, top_p, seed), state
+
+    def following(token, state, index, temperature, top_k, top_p, seed):
+        logits, state = decoding.step(token, state, index)
+        return pick(logits, index + 1, temperature, top_k, top_p, seed), state
+
+    first = compiled(model, ("stream-first", settings), first)
+    following = compiled(model, ("stream-next", settings), following)
+    seed = np.array([np.random.randint(0, 2**31 - 1) if seed is None else seed, 0], "int32")
+    token, state = first(np.array([row], "int32"), request.extras, *parameters, seed)
+    for step in range(max_new_tokens):
+        value = int(np.asarray(ops.convert_to_numpy(token))[0])
+        yield value
+        if value in stop_token_ids or step == max_new_tokens - 1:
+            return
+        index = np.int32(len(row) + step)
+        token, state = following(token, state, index, *parameters, seed)

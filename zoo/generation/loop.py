@@ -1,0 +1,297 @@
+"""The compiled generation loop: a prefill, then a cached decode step per new token.
+
+`decode(decoding, settings, prompt, lengths, max_new_tokens, extras, ...)` is the loop that
+`zoo.generation.generate` and the exported `generate` signature (`export/generation.py`) run:
+
+1. prefill (`start`): the right-padded prompts through the model once, filling a KV cache of
+   `settings.max_length` positions;
+2. a `while` loop (`sample_loop`, or `beam_loop` for beam search): pick the next token from
+   the last logits (`zoo.generation.samplers.choose`), write it, run it through the model with
+   the cache (one position), until every row has its `max_new_tokens` or a stop token.
+
+Prompts of different lengths share one batch: decoding starts at the shortest one, and a row
+still inside its prompt keeps its prompt token instead of the chosen one (keras-hub's way), so
+each token sits at its true position and each row gets what its prompt would get alone.
+
+The model side is a decoding: `CausalLMDecoding` (GPT) or `Seq2SeqDecoding` (T5), picked by
+`decoding_for(model)`, each with a `prefill` and a `step`. `Settings` holds what a loop is
+specialised on; `compiled(model, key, function)` compiles a function once per model and key
+(XLA on TensorFlow, `jax.jit` on JAX).
+
+>>> import numpy as np, zoo
+>>> model = zoo.build("gpt", size="tiny", task="causal_lm")
+>>> settings = Settings(Sampler("greedy"), max_length=8)
+>>> ids, mask = decode(decoding_for(model), settings, np.array([[5, 9, 2]]), np.array([3]),
+...                    4, {}, 1.0, 0, 1.0, 1.0, np.array([0, 0]))
+>>> tuple(ids.shape), np.asarray(mask).tolist()
+((1, 4), [[1, 1, 1, 1]])
+"""
+
+import dataclasses
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo.generation.samplers import IMPOSSIBLE, Sampler, ban_stops, choose, is_stop
+
+# The score of beams that do not exist yet: all start as copies of the first one.
+UNBORN_BEAM = -1e9
+
+
+# --- the models: prefill and step ----------------------------------------------------------
+
+
+class CausalLMDecoding:
+    """Prefill and step of a `CausalLM`: the state is its cache, one tensor per layer.
+
+    Per layer, not the model's one stacked tensor: the loop carries each layer's cache and
+    XLA writes a step's keys and values into it in place, where slicing and restacking the
+    stacked cache copied all of it at every step. The vocabulary head runs on the rows that
+    need logits only (one position of the prompt, then the new token).
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.context = model.backbone.config.max_sequence_length
+        self.vocabulary_size = model.backbone.config.vocabulary_size
+
+    def prefill(self, prompt, max_length, extras, position=None):
+        """The logits `[batch, vocabulary]` of the prompt's token at `position` and the
+        per-layer caches; without `position`, the logits of every prompt token and the model's
+        stacked cache (what the TFLite export's signatures take)."""
+        cache = self.model.make_cache(ops.shape(prompt)[0], max_length)
+        if position is None:
+            return self.model.call_with_cache(prompt, cache, 0)
+        layers = [cache[:, i] for i in range(self.model.backbone.config.num_layers)]
+        hidden, layers = self.model.hidden_with_cache(prompt, layers, 0)
+        return self.model.lm_logits(ops.take(hidden, position, axis=1)), layers
+
+    def step(self, token_ids, state, index):
+        """`state`: per-layer caches, or the stacked cache (returned in the same form)."""
+        hidden, state = self.model.hidden_with_cache(ops.expand_dims(token_ids, 1), state, index)
+        return self.model.lm_logits(hidden[:, 0]), state
+
+
+class Seq2SeqDecoding:
+    """Prefill and step of a `Seq2SeqLM`: the encoder runs in the prefill; the state is the
+    self attention cache, the cross attention keys and values and the encoder's mask."""
+
+    context = None  # relative positions: no limit of the model's own
+
+    def __init__(self, model):
+        self.model = model
+        self.vocabulary_size = model.backbone.config.vocabulary_size
+
+    def prefill(self, prompt, max_length, extras, position=None):
+        mask = extras["encoder_padding_mask"]
+        _, cross = self.model.encode(extras["encoder_token_ids"], mask)
+        cache = self.model.make_cache(ops.shape(prompt)[0], max_length)
+        logits, cache = self.model.call_with_cache(prompt, cache, 0, cross,
+                                                   encoder_padding_mask=mask)
+        if position is not None:
+            logits = ops.take(logits, position, axis=1)
+        return logits, (cache, cross, mask)
+
+    def step(self, token_ids, state, index):
+        cache, cross, mask = state
+        logits, cache = self.model.call_with_cache(
+            ops.expand_dims(token_ids, 1), cache, index, cross, encoder_padding_mask=mask
+        )
+        return logits[:, 0], (cache, cross, mask)
+
+
+def decoding_for(model):
+    if hasattr(model, "encode") and hasattr(model, "call_with_cache"):
+        return Seq2SeqDecoding(model)
+    if hasattr(model, "call_with_cache"):
+        return CausalLMDecoding(model)
+    raise ValueError(f"A {type(model).__name__} cannot generate: use a causal_lm or "
+                     "seq2seq_lm task model.")
+
+
+# --- the loops -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a compiled loop is specialised on (static)."""
+
+    sampler: Sampler
+    max_length: int  # of the cache and token buffer
+    stop_token_ids: tuple = ()
+    min_new_tokens: int = 0
+    pad_id: int = 0
+
+
+def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperature, top_k,
+           top_p, length_penalty, seed):
+    """The generation loop: new tokens `[batch, max_new_tokens]` and their mask.
+
+    Args:
+        decoding: a `CausalLMDecoding` or `Seq2SeqDecoding`.
+        settings: `Settings`.
+        prompt: int32 `[batch, prompt_length]`, right-padded; `lengths` int32 `[batch]` >= 1.
+        max_new_tokens: int or int32 scalar; `max(lengths) + max_new_tokens` must not exceed
+            `settings.max_length`.
+        extras: the model's other inputs (T5: `encoder_token_ids`, `encoder_padding_mask`).
+        temperature, top_p, length_penalty: float32 scalars; `top_k` an int32 scalar (used
+            by the `"auto"` sampler only); seed: int32 `[2]`.
+
+    Returns:
+        `(token_ids, padding_mask)`, int32 `[batch, max_new_tokens]`: each row's new tokens,
+        its stop token included, then padding (mask 0).
+    """
+    prompt = ops.cast(prompt, "int32")
+    lengths = ops.cast(lengths, "int32")
+    if settings.sampler.kind == "beam":
+        tokens = beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras,
+                           length_penalty)
+    else:
+        tokens = sample_loop(decoding, settings, prompt, lengths, max_new_tokens, extras,
+                             temperature, top_k, top_p, seed)
+    positions = ops.expand_dims(lengths, 1) + ops.expand_dims(
+        ops.arange(max_new_tokens, dtype="int32"), 0)
+    new = ops.take_along_axis(tokens, positions, axis=1)
+    stops = ops.cast(is_stop(new, settings.stop_token_ids), "int32")
+    mask = ops.cast(ops.cumsum(stops, axis=1) - stops == 0, "int32")
+    return ops.where(mask == 1, new, settings.pad_id), mask
+
+
+def start(decoding, settings, prompt, lengths, max_new_tokens, extras):
+    """Prefill; the token buffer, the logits that pick position `min(lengths)`, each row's
+    last position and the loop's end."""
+    pad = settings.max_length - ops.shape(prompt)[1]
+    tokens = ops.pad(prompt, [[0, 0], [0, pad]], constant_values=settings.pad_id)
+    first = ops.min(lengths)
+    logits, state = decoding.prefill(prompt, settings.max_length, extras, first - 1)
+    last = lengths + max_new_tokens - 1
+    return tokens, logits, state, first, last, ops.max(last) + 1
+
+
+def next_logits(logits, index, lengths, settings):
+    logits = ops.cast(logits, "float32")
+    if settings.min_new_tokens and settings.stop_token_ids:
+        young = index - lengths < settings.min_new_tokens
+        logits = ban_stops(logits, young, settings.stop_token_ids)
+    return logits
+
+
+def sample_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, temperature,
+                top_k, top_p, seed):
+    tokens, logits, state, first, last, end = start(decoding, settings, prompt, lengths,
+                                                    max_new_tokens, extras)
+    seed = ops.cast(seed, "int32")
+
+    def cond(index, tokens, done, logits, state):
+        return ops.logical_and(index < end, ops.logical_not(ops.all(done)))
+
+    def body(index, tokens, done, logits, state):
+        logits = next_logits(logits, index, lengths, settings)
+        step_seed = seed + ops.stack([0, index])
+        chosen = choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
+        in_prompt = index < lengths
+        token = ops.where(in_prompt, ops.take(tokens, index, axis=1),
+                          ops.where(done, settings.pad_id, chosen))
+        tokens = ops.slice_update(tokens, [0, index], ops.expand_dims(token, 1))
+        finished = ops.logical_and(ops.logical_not(in_prompt),
+                                   is_stop(token, settings.stop_token_ids))
+        done = ops.logical_or(ops.logical_or(done, finished), index >= last)
+        logits, state = decoding.step(token, state, index)
+        return index + 1, tokens, done, logits, state
+
+    done = ops.zeros(ops.shape(lengths), "bool")
+    _, tokens, *_ = ops.while_loop(cond, body, (first, tokens, done, logits, state))
+    return tokens
+
+
+def beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, length_penalty):
+    beams = settings.sampler.num_beams
+    batch = ops.shape(prompt)[0]
+    row_lengths = lengths
+    prompt, lengths = ops.repeat(prompt, beams, axis=0), ops.repeat(lengths, beams, axis=0)
+    extras = keras.tree.map_structure(lambda x: ops.repeat(x, beams, axis=0), extras)
+    tokens, logits, state, first, last, end = start(decoding, settings, prompt, lengths,
+                                                    max_new_tokens, extras)
+    initial = np.full(beams, UNBORN_BEAM, "float32")
+    initial[0] = 0.0
+    scores = ops.tile(ops.expand_dims(ops.convert_to_tensor(initial), 0), [batch, 1])
+    counts = ops.zeros((batch, beams), "int32")  # new tokens of each beam, stop included
+    rows = ops.expand_dims(ops.arange(batch, dtype="int32") * beams, 1)
+
+    def cond(index, tokens, done, logits, state, scores, counts):
+        return ops.logical_and(index < end, ops.logical_not(ops.all(done)))
+
+    def body(index, tokens, done, logits, state, scores, counts):
+        vocabulary = logits.shape[-1]
+        log_probs = ops.log_softmax(next_logits(logits, index, lengths, settings), axis=-1)
+        log_probs = ops.reshape(log_probs, (batch, beams, vocabulary))
+        in_prompt = index < lengths
+        # A beam inside its prompt or finished has one candidate: its prompt token or pad.
+        fixed = ops.reshape(ops.logical_or(in_prompt, done), (batch, beams))
+        fixed_token = ops.where(in_prompt, ops.take(tokens, index, axis=1), settings.pad_id)
+        only = ops.one_hot(ops.reshape(fixed_token, (batch, beams)), vocabulary) > 0
+        extended = ops.expand_dims(scores, -1) + log_probs
+        fixed_scores = ops.where(only, ops.expand_dims(scores, -1), IMPOSSIBLE)
+        candidates = ops.where(ops.expand_dims(fixed, -1), fixed_scores, extended)
+        scores, flat = ops.top_k(ops.reshape(candidates, (batch, beams * vocabulary)), beams)
+        flat = ops.cast(flat, "int32")
+        parent, token = flat // vocabulary, flat % vocabulary
+        source = ops.reshape(rows + parent, (-1,))
+        tokens = ops.take(tokens, source, axis=0)
+        state = keras.tree.map_structure(lambda x: ops.take(x, source, axis=0), state)
+        grows = ops.logical_not(ops.take_along_axis(fixed, parent, axis=1))
+        counts = ops.take_along_axis(counts, parent, axis=1) + ops.cast(grows, "int32")
+        done = ops.take(done, source, axis=0)
+        token = ops.reshape(token, (-1,))
+        tokens = ops.slice_update(tokens, [0, index], ops.expand_dims(token, 1))
+        finished = ops.logical_and(ops.logical_not(in_prompt),
+                                   is_stop(token, settings.stop_token_ids))
+        done = ops.logical_or(ops.logical_or(done, finished), index >= last)
+        logits, state = decoding.step(token, state, index)
+        return index + 1, tokens, done, logits, state, scores, counts
+
+    done = ops.zeros(ops.shape(lengths), "bool")
+    _, tokens, _, _, _, scores, counts = ops.while_loop(
+        cond, body, (first, tokens, done, logits, state, scores, counts))
+    normalized = scores / ops.power(ops.cast(ops.maximum(counts, 1), "float32"),
+                                    length_penalty)
+    best = ops.cast(ops.argmax(normalized, axis=1), "int32")
+    del row_lengths
+    return ops.take(tokens, ops.reshape(rows, (-1,)) + best, axis=0)
+
+
+# --- compiling -----------------------------------------------------------------------------
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled(model, key, function):
+    """`function` compiled once per model and `key`: XLA on TensorFlow, jit on JAX (the
+    model's variables passed in, not baked in), as it is on other backends."""
+    functions = _COMPILED.setdefault(model, {})
+    if key in functions:
+        return functions[key]
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        result = tf.function(function, jit_compile=True, reduce_retracing=False)
+    elif backend == "jax":
+        import jax
+
+        variables = model.variables
+
+        def stateless(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return function(*args)
+
+        jitted = jax.jit(stateless)
+
+        def result(*args):
+            return jitted([v.value for v in variables], *args)
+    else:
+        result = function
+    functions[key] = result
+    return result
