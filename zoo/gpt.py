@@ -32,6 +32,7 @@ from keras import ops
 from keras_transformers import DecoderBlock, Dropout, TokenAndPositionEmbedding
 from keras_transformers.blocks import NORMS, make_norm
 from keras_transformers.feedforward import ACTIVATIONS
+from keras_transformers.initializers import truncated_normal
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
 from zoo.heads import Classifier
@@ -125,9 +126,6 @@ PRESETS = {
 }
 
 
-def initializer():
-    return keras.initializers.TruncatedNormal(stddev=0.02)
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GPTBackbone(Backbone):
@@ -151,7 +149,7 @@ class GPTBackbone(Backbone):
         self.token_embedding = TokenAndPositionEmbedding(
             c.vocabulary_size, c.max_sequence_length, c.hidden_dim,
             position="learned" if c.position == "learned" else None,
-            embeddings_initializer=initializer(), dtype=dtype, name="token_embedding",
+            embeddings_initializer=truncated_normal(), dtype=dtype, name="token_embedding",
         )
         self.embeddings_dropout = Dropout(c.dropout, dtype=dtype)
         self.transformer_layers = [
@@ -160,7 +158,7 @@ class GPTBackbone(Backbone):
                 norm=c.norm, epsilon=c.layer_norm_epsilon, dropout=c.dropout,
                 attention_dropout=c.dropout, use_bias=c.use_bias, num_kv_heads=c.num_kv_heads,
                 use_rotary=c.position == "rotary", rotary_max_wavelength=c.rotary_max_wavelength,
-                kernel_initializer=initializer(), dtype=dtype, name=f"transformer_layer_{i}",
+                kernel_initializer=truncated_normal(), dtype=dtype, name=f"transformer_layer_{i}",
             )
             for i in range(c.num_layers)
         ]
@@ -234,7 +232,7 @@ class CausalLM(GenerativeTask):
         c = backbone.config
         self.backbone = backbone
         self.lm_head = None if c.tie_word_embeddings else keras.layers.Dense(
-            c.vocabulary_size, use_bias=False, kernel_initializer=initializer(),
+            c.vocabulary_size, use_bias=False, kernel_initializer=truncated_normal(),
             dtype=backbone.build_dtype, name="lm_head",
         )
         inputs = backbone.input

@@ -1,4 +1,4 @@
-"""Generation (`zoo/generation.py`): the cached, compiled loop against an uncached argmax loop,
+"""Generation (`zoo/generation/`): the cached, compiled loop against an uncached argmax loop,
 beam search against greedy, the reference checkpoints' own `generate`, samplers, stop tokens
 and bad input."""
 

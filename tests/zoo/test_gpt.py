@@ -4,7 +4,12 @@ import pytest
 from keras import ops
 
 import zoo
-from tests.helpers import as_numpy, predict, run_model_saving_test, run_overfit_test
+from tests.helpers import (
+    as_numpy,
+    predict,
+    run_backbone_test,
+    run_task_test,
+)
 from zoo import catalog
 
 BATCH, LENGTH, VOCABULARY = 4, 12, 1024
@@ -25,11 +30,11 @@ def text_inputs(seed=0, left_padded=False):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_backbone_outputs_are_causal(size):
-    backbone = zoo.build("gpt", size)
+def test_backbone_outputs_are_causal(size, tmp_path):
     inputs = text_inputs()
-    outputs = predict(backbone, inputs)["sequence_output"]
-    assert outputs.shape == (BATCH, LENGTH, 32)
+    backbone, outputs = run_backbone_test("gpt", size, inputs,
+                                          {"sequence_output": (BATCH, LENGTH, 32)}, tmp_path)
+    outputs = outputs["sequence_output"]
     changed = {**inputs, "token_ids": inputs["token_ids"].copy()}
     changed["token_ids"][:, 6] += 1  # a token at t=6 changes positions >= 6 only
     again = predict(backbone, changed)["sequence_output"]
@@ -43,20 +48,15 @@ def test_causal_lm_round_trips_and_overfits_a_batch(size, tmp_path):
     inputs = text_inputs()
     x = {name: value[:, :-1] for name, value in inputs.items()}
     next_tokens, weights = inputs["token_ids"][:, 1:], inputs["padding_mask"][:, 1:]
-    assert predict(model, x).shape == (BATCH, LENGTH - 1, VOCABULARY)
-    run_model_saving_test(model, x, tmp_path)
-    run_overfit_test(model, x, next_tokens, sample_weight=weights, steps=40, max_loss=0.1,
-                     learning_rate=1e-2)
+    run_task_test(model, x, next_tokens, tmp_path, (BATCH, LENGTH - 1, VOCABULARY),
+                  sample_weight=weights, steps=40, max_loss=0.1, learning_rate=1e-2)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_classifier_round_trips_and_overfits_a_batch(size, tmp_path):
     model = zoo.build("gpt", size, task="classifier", num_classes=3, dropout=0.0)
-    inputs = text_inputs()
-    assert predict(model, inputs).shape == (BATCH, 3)
-    run_model_saving_test(model, inputs, tmp_path)
-    run_overfit_test(model, inputs, np.array([0, 1, 2, 1]), steps=20, max_loss=0.05,
-                     learning_rate=1e-2)
+    run_task_test(model, text_inputs(), np.array([0, 1, 2, 1]), tmp_path, (BATCH, 3),
+                  steps=20, max_loss=0.05, learning_rate=1e-2)
 
 
 @pytest.mark.parametrize("size", SIZES)

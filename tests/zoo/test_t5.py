@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.helpers import as_numpy, predict, run_model_saving_test, run_overfit_test
+from tests.helpers import (
+    as_numpy,
+    predict,
+    run_backbone_test,
+    run_model_saving_test,
+    run_overfit_test,
+)
 from zoo import catalog
 
 SIZES = ["tiny", "tiny_v1_1"]
@@ -34,12 +40,11 @@ def seq2seq_inputs(batch=BATCH, encoder_length=ENCODER_LENGTH, decoder_length=DE
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_backbone_outputs_ignore_padded_encoder_tokens(size):
-    backbone = zoo.build("t5", size)
+def test_backbone_outputs_ignore_padded_encoder_tokens(size, tmp_path):
     inputs = seq2seq_inputs()
-    outputs = predict(backbone, inputs)
-    assert outputs["encoder_sequence_output"].shape == (BATCH, ENCODER_LENGTH, 32)
-    assert outputs["decoder_sequence_output"].shape == (BATCH, DECODER_LENGTH, 32)
+    backbone, outputs = run_backbone_test(
+        "t5", size, inputs, {"encoder_sequence_output": (BATCH, ENCODER_LENGTH, 32),
+                             "decoder_sequence_output": (BATCH, DECODER_LENGTH, 32)}, tmp_path)
 
     changed = {**inputs, "encoder_token_ids": inputs["encoder_token_ids"].copy()}
     changed["encoder_token_ids"][1, 5:] = 7  # padding: neither stack may see it
