@@ -58,7 +58,6 @@ PRESETS = {
 }
 
 
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class BertBackbone(Backbone):
     """Inputs `token_ids`, `segment_ids`, `padding_mask` (`[batch, length]`); outputs

@@ -126,7 +126,6 @@ PRESETS = {
 }
 
 
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GPTBackbone(Backbone):
     """Inputs `token_ids` and `padding_mask` (int32 `[batch, length]`); output

@@ -121,7 +121,6 @@ PRESETS = {
 }
 
 
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ViTBackbone(Backbone):
     """Input `images`, float32 `[batch, height, width, channels]` of `config.image_shape`;

@@ -36,6 +36,7 @@ from zoo.registry import build
 # config.json "model_type" -> the module describing its checkpoints.
 HF_FAMILIES = {"bert": bert, "gpt2": gpt, "llama": gpt, "t5": t5, "vit": vit}
 
+
 def family_module(model_type):
     """The module describing the checkpoints of config.json's `model_type`."""
     if model_type not in HF_FAMILIES:

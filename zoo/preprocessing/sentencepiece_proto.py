@@ -1,6 +1,7 @@
 """SentencePiece's model file, a protocol buffer: the few fields the tokenizer needs, read
 without the `sentencepiece` package (tokenizing needs tf-text only)."""
 
+
 def _varint(data, position):
     value = shift = 0
     while True:

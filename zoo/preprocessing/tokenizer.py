@@ -15,11 +15,13 @@ import tensorflow as tf
 
 from zoo import paths
 
-# Tokenizers, preprocessors and their registered names ("keras_transformers>...") are what
-# `.keras` files name; the names stay as they were when these classes lived elsewhere.
+# The registered package of the tokenizer and preprocessor classes: `.keras` files name them
+# by it (`keras_transformers>WordPieceTokenizer`), so it must not change.
 PACKAGE = "keras_transformers"
 
+
 def existing(path, what):
+    """`path` as a string, or a FileNotFoundError saying where the project's files come from."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(

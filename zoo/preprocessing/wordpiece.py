@@ -11,6 +11,7 @@ from zoo.preprocessing.tokenizer import PACKAGE, Tokenizer, hash_table, read_tex
 
 WORDPIECE_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class WordPieceTokenizer(Tokenizer):
     """BERT's WordPiece tokenizer: normalize, split on whitespace and punctuation, word pieces.
