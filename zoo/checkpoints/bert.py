@@ -8,6 +8,7 @@ from zoo.checkpoints.tensors import (
     architecture,
     checkpoint_task,
     dense_layer,
+    encoder_layer_tensors,
     label_maps,
     norm,
     num_labels,
@@ -86,17 +87,8 @@ def backbone_tensors(backbone, prefix=""):
         *norm(f"{prefix}embeddings.LayerNorm", backbone.embeddings_norm),
     ]
     for i, block in enumerate(backbone.transformer_layers):
-        name = f"{prefix}encoder.layer.{i}"
-        attention = block.attention
-        for part, dense in (("query", attention.query_dense), ("key", attention.key_dense),
-                            ("value", attention.value_dense)):
-            specs += dense_layer(f"{name}.attention.self.{part}", dense, merge="out")
-        specs += dense_layer(f"{name}.attention.output.dense", attention.output_dense, merge="in")
-        specs += norm(f"{name}.attention.output.LayerNorm", block.attention_norm)
-        specs += dense_layer(f"{name}.intermediate.dense",
-                             block.feedforward.intermediate_dense)
-        specs += dense_layer(f"{name}.output.dense", block.feedforward.output_dense)
-        specs += norm(f"{name}.output.LayerNorm", block.feedforward_norm)
+        specs += encoder_layer_tensors(f"{prefix}encoder.layer.{i}", block, "self",
+                                       "attention.output.LayerNorm", "output.LayerNorm")
     if backbone.pooler is not None:
         specs += dense_layer(f"{prefix}pooler.dense", backbone.pooler)
     return specs

@@ -70,6 +70,22 @@ def dense_layer(name, dense, merge="out"):
     return specs
 
 
+def encoder_layer_tensors(name, block, attention, attention_norm, feedforward_norm):
+    """One layer of Hugging Face's BERT-style encoders (BERT, ViT) into an `EncoderBlock`:
+    `{name}.attention.{attention}.query|key|value`, `{name}.attention.output.dense`,
+    `{name}.intermediate.dense`, `{name}.output.dense`, and the two norms by their names."""
+    specs = []
+    for part in ("query", "key", "value"):
+        dense = getattr(block.attention, f"{part}_dense")
+        specs += dense_layer(f"{name}.attention.{attention}.{part}", dense, merge="out")
+    specs += dense_layer(f"{name}.attention.output.dense", block.attention.output_dense,
+                         merge="in")
+    specs += norm(f"{name}.{attention_norm}", block.attention_norm)
+    specs += dense_layer(f"{name}.intermediate.dense", block.feedforward.intermediate_dense)
+    specs += dense_layer(f"{name}.output.dense", block.feedforward.output_dense)
+    return specs + norm(f"{name}.{feedforward_norm}", block.feedforward_norm)
+
+
 def norm(name, layer):
     """A torch `LayerNorm` (`weight`, `bias`) into a Keras `LayerNormalization`."""
     return [vector(f"{name}.weight", layer.gamma), vector(f"{name}.bias", layer.beta)]

@@ -16,6 +16,7 @@ from zoo.checkpoints.tensors import (
     checkpoint_task,
     conv,
     dense_layer,
+    encoder_layer_tensors,
     label_maps,
     norm,
     num_labels,
@@ -121,17 +122,8 @@ def backbone_tensors(backbone, prefix=""):
         vector(f"{prefix}embeddings.patch_embeddings.projection.bias", embedding.projection.bias),
     ]
     for i, block in enumerate(backbone.transformer_layers):
-        name = f"{prefix}encoder.layer.{i}"
-        attention = block.attention
-        for part, dense in (("query", attention.query_dense), ("key", attention.key_dense),
-                            ("value", attention.value_dense)):
-            specs += dense_layer(f"{name}.attention.attention.{part}", dense, merge="out")
-        specs += dense_layer(f"{name}.attention.output.dense", attention.output_dense,
-                             merge="in")
-        specs += norm(f"{name}.layernorm_before", block.attention_norm)
-        specs += dense_layer(f"{name}.intermediate.dense", block.feedforward.intermediate_dense)
-        specs += dense_layer(f"{name}.output.dense", block.feedforward.output_dense)
-        specs += norm(f"{name}.layernorm_after", block.feedforward_norm)
+        specs += encoder_layer_tensors(f"{prefix}encoder.layer.{i}", block, "attention",
+                                       "layernorm_before", "layernorm_after")
     specs += norm(f"{prefix}layernorm", backbone.final_norm)
     # A task checkpoint (`vit.` prefix) has no pooler: ViTForImageClassification drops it.
     if backbone.pooler is not None and not prefix:
