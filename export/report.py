@@ -137,27 +137,41 @@ def run_saved_model(path, signature, inputs, repeats=1):
     Raises RuntimeError with the process's error output when it fails, and when the process
     imported any project module (it must stand alone, as under TF Serving).
     """
+    return run_saved_models([(path, signature, inputs)], repeats)[0]
+
+
+def run_saved_models(jobs, repeats=1):
+    """`run_saved_model` for several `(path, signature, inputs)` jobs in one fresh process
+    (one TensorFlow start); returns their `(outputs, seconds per call)` in order."""
     with tempfile.TemporaryDirectory() as folder:
-        inputs_path, outputs_path = Path(folder) / "inputs.npz", Path(folder) / "outputs.npz"
-        np.savez(inputs_path, **{k: _storable(v) for k, v in inputs.items()})
+        arguments, outputs_paths = [], []
+        for index, (path, signature, inputs) in enumerate(jobs):
+            inputs_path = Path(folder) / f"inputs-{index}.npz"
+            outputs_paths.append(Path(folder) / f"outputs-{index}.npz")
+            np.savez(inputs_path, **{k: _storable(v) for k, v in inputs.items()})
+            # The path made absolute: the process runs in the temporary folder.
+            arguments += [str(Path(path).resolve()), signature, str(inputs_path),
+                          str(outputs_paths[-1])]
         # The source through `-c`, run in the temporary folder: `python export/standalone.py`
         # would put export/ first on sys.path, where its modules shadow others.
-        # The path made absolute: the process runs in the temporary folder.
-        command = [sys.executable, "-c", STANDALONE.read_text(), str(Path(path).resolve()),
-                   signature, str(inputs_path), str(outputs_path), str(repeats)]
+        command = [sys.executable, "-c", STANDALONE.read_text(), str(repeats), *arguments]
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         environment.pop("PYTHONPATH", None)
         done = subprocess.run(command, capture_output=True, text=True, env=environment,
                               cwd=folder)
         if done.returncode != 0:
-            raise RuntimeError(f"the SavedModel {path} failed in a fresh process:\n"
+            paths = ", ".join(str(path) for path, _, _ in jobs)
+            raise RuntimeError(f"the SavedModel(s) {paths} failed in a fresh process:\n"
                                f"{done.stderr[-3000:]}")
-        with np.load(outputs_path, allow_pickle=False) as data:
-            outputs = {name: data[name] for name in data.files}
-    project = outputs.pop("__project_modules").tolist()
-    if project:
-        raise RuntimeError(f"the fresh process imported project modules {project}.")
-    return outputs, float(outputs.pop("__latency_s"))
+        results = []
+        for outputs_path in outputs_paths:
+            with np.load(outputs_path, allow_pickle=False) as data:
+                outputs = {name: data[name] for name in data.files}
+            project = outputs.pop("__project_modules").tolist()
+            if project:
+                raise RuntimeError(f"the fresh process imported project modules {project}.")
+            results.append((outputs, float(outputs.pop("__latency_s"))))
+    return results
 
 
 def _storable(value):
@@ -207,5 +221,5 @@ def _size(size):
         size /= 1024
 
 
-__all__ = ["verify", "Report", "Check", "run_saved_model", "model_inputs",
+__all__ = ["verify", "Report", "Check", "run_saved_model", "run_saved_models", "model_inputs",
            "model_input_specs"]

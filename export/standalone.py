@@ -1,15 +1,17 @@
-"""Run one signature of a SavedModel in a process that imports only TensorFlow and tf-text.
+"""Run signatures of SavedModels in a process that imports only TensorFlow and tf-text.
 
 This is what TF Serving sees: no Keras model classes, no project code. `export.report`
 runs its source with `python -c` (from a temporary folder), so it must not import the
 project; it records the project modules it finds imported (none expected) next to the
 outputs.
 
-    python -c "$(cat export/standalone.py)" SAVED_MODEL SIGNATURE INPUTS.npz OUTPUTS.npz [REPEATS]
+    python -c "$(cat export/standalone.py)" REPEATS SAVED_MODEL SIGNATURE INPUTS.npz OUTPUTS.npz \
+        [SAVED_MODEL SIGNATURE INPUTS.npz OUTPUTS.npz ...]
 
-Inputs and outputs are `.npz` files of named arrays (strings as numpy bytes arrays). The
-outputs file also holds `__latency_s` (mean seconds per call after a first, warming call)
-and `__project_modules`.
+Each group of four runs one signature (several SavedModels in one process: one TensorFlow
+start). Inputs and outputs are `.npz` files of named arrays (strings as numpy bytes arrays).
+Each outputs file also holds `__latency_s` (mean seconds per call over REPEATS calls after a
+first, warming call) and `__project_modules`.
 """
 
 import sys
@@ -23,8 +25,16 @@ PROJECT_PACKAGES = ("zoo", "training", "keras_transformers", "export")
 
 
 def main(argv):
-    path, signature, inputs_path, outputs_path = argv[1:5]
-    repeats = int(argv[5]) if len(argv) > 5 else 1
+    repeats, jobs = int(argv[1]), argv[2:]
+    if not jobs or len(jobs) % 4:
+        raise SystemExit("usage: REPEATS (SAVED_MODEL SIGNATURE INPUTS OUTPUTS)...")
+    for start in range(0, len(jobs), 4):
+        run(*jobs[start:start + 4], repeats)
+    return 0
+
+
+def run(path, signature, inputs_path, outputs_path, repeats):
+    """Call `signature` of the SavedModel at `path` on the inputs file; write the outputs."""
     function = tf.saved_model.load(path).signatures[signature]
     with np.load(inputs_path, allow_pickle=False) as data:
         inputs = {name: tf.constant(data[name]) for name in data.files}
@@ -40,7 +50,6 @@ def main(argv):
     project = sorted(m for m in sys.modules if m.split(".")[0] in PROJECT_PACKAGES)
     np.savez(outputs_path, **arrays, __latency_s=np.float64(latency),
              __project_modules=np.array(project, dtype=bytes).reshape(-1))
-    return 0
 
 
 if __name__ == "__main__":

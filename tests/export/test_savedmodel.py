@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import export
 from export import layout, savedmodel, warmup
-from export.report import run_saved_model
+from export.report import run_saved_models
 from tests.export.models import CASES, TEXTS, build, case_id, keras_outputs, model_inputs
 
 
@@ -30,14 +30,26 @@ def exported(tmp_path_factory):
     return found
 
 
+@pytest.fixture(scope="module")
+def fresh_process_outputs(exported):
+    """{case id: (model inputs, outputs of its SavedModel)}, every SavedModel of the module
+    run in one fresh process (`run_saved_models`: it fails if that process imported any
+    project module)."""
+    inputs = {key: model_inputs(model) for key, (model, _) in exported.items()}
+    jobs = [(path, "token_ids" if isinstance(inputs[key], dict) else "pixels",
+             inputs[key] if isinstance(inputs[key], dict) else {"pixels": inputs[key]})
+            for key, (_, path) in exported.items()]
+    results = run_saved_models(jobs)
+    return {key: (inputs[key], outputs) for key, (outputs, _) in zip(exported, results,
+                                                                     strict=True)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_every_family_and_task_equals_keras_in_a_fresh_process(exported, case):
-    model, path = exported[case_id(case)]
-    x = model_inputs(model)
-    signature = "token_ids" if isinstance(x, dict) else "pixels"
-    # run_saved_model fails if the process imported any project module.
-    outputs, _ = run_saved_model(path, signature, x if isinstance(x, dict) else {"pixels": x})
+def test_every_family_and_task_equals_keras_in_a_fresh_process(exported,
+                                                               fresh_process_outputs, case):
+    model, _ = exported[case_id(case)]
+    x, outputs = fresh_process_outputs[case_id(case)]
     for name, expected in keras_outputs(model, x).items():
         np.testing.assert_allclose(outputs[name], expected, atol=1e-5, rtol=0)
 
@@ -73,11 +85,27 @@ def test_saved_model_cli_lists_the_signatures(exported):
     assert "inputs['text'] tensor_info" in shown and "outputs['tokens']" in shown
 
 
-def signature(path, name):
-    return tf.saved_model.load(str(path)).signatures[name]
+@pytest.fixture(scope="module")
+def load():
+    """`load(path)`: `tf.saved_model.load(path)`, once per SavedModel of the module (the
+    tests only call its signatures, which keep no state)."""
+    loaded = {}
+
+    def load(path):
+        if path not in loaded:
+            loaded[path] = tf.saved_model.load(str(path))
+        return loaded[path]
+
+    return load
 
 
-def test_text_classifier_raw_text_equals_preprocess_then_model(exported):
+@pytest.fixture(scope="module")
+def signature(load):
+    """`signature(path, name)`: a signature of the SavedModel at `path`."""
+    return lambda path, name: load(path).signatures[name]
+
+
+def test_text_classifier_raw_text_equals_preprocess_then_model(exported, signature):
     model, path = exported["bert-classifier"]
     served = signature(path, "serving_default")(text=tf.constant(TEXTS))
     logits = model.predict_on_batch(model.preprocessor(tf.constant(TEXTS)))
@@ -88,7 +116,7 @@ def test_text_classifier_raw_text_equals_preprocess_then_model(exported):
         f"LABEL_{i}".encode() for i in logits.argmax(-1)]
 
 
-def test_embed_is_the_normalized_mean_of_real_tokens(exported):
+def test_embed_is_the_normalized_mean_of_real_tokens(exported, signature):
     model, path = exported["bert-backbone"]
     served = signature(path, "embed")(text=tf.constant(TEXTS))["embedding"].numpy()
     x = model.preprocessor(tf.constant(TEXTS))
@@ -99,7 +127,7 @@ def test_embed_is_the_normalized_mean_of_real_tokens(exported):
     np.testing.assert_allclose(served, expected, atol=1e-6)
 
 
-def test_token_classifier_tags_words_with_offsets(exported):
+def test_token_classifier_tags_words_with_offsets(exported, signature):
     model, path = exported["bert-token_classifier"]
     text = "the  northwind jumps"  # "northwind" is 2 pieces; two spaces before it
     served = signature(path, "serving_default")(text=tf.constant([text, ""]))
@@ -115,7 +143,7 @@ def test_token_classifier_tags_words_with_offsets(exported):
     assert served["tag_name"].numpy()[1].tolist() == [b"", b"", b""]
 
 
-def test_fill_mask_finds_each_mask_and_ranks_the_vocabulary(exported):
+def test_fill_mask_finds_each_mask_and_ranks_the_vocabulary(exported, signature):
     model, path = exported["bert-masked_lm"]
     served = signature(path, "fill_mask")(text=tf.constant(["the [MASK] fox [MASK].", "dog"]))
     assert served["num_masks"].numpy().tolist() == [2, 0]
@@ -132,7 +160,7 @@ def test_fill_mask_finds_each_mask_and_ranks_the_vocabulary(exported):
                                np.take_along_axis(probabilities, expected, -1), atol=1e-6)
 
 
-def test_image_bytes_equal_decode_then_model(exported):
+def test_image_bytes_equal_decode_then_model(exported, signature):
     model, path = exported["vit-classifier"]
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(2)]
@@ -149,9 +177,9 @@ BAD_TEXT = [b"", b"the " * 25_000, b"\xff\xfe not utf-8 \xc3\x28"]
 
 @pytest.mark.parametrize("key", ["bert-classifier", "bert-token_classifier", "bert-masked_lm",
                                  "bert-backbone"])
-def test_bad_text_gives_defined_outputs(exported, key):
+def test_bad_text_gives_defined_outputs(exported, load, key):
     _, path = exported[key]
-    loaded = tf.saved_model.load(str(path))
+    loaded = load(path)
     name = "fill_mask" if key == "bert-masked_lm" else "embed" if key == "bert-backbone" \
         else "serving_default"
     outputs = loaded.signatures[name](text=tf.constant(BAD_TEXT))
@@ -163,7 +191,7 @@ def test_bad_text_gives_defined_outputs(exported, key):
     assert all(value.shape[0] == 0 for value in empty.values())
 
 
-def test_bad_image_bytes_are_an_invalid_argument_and_empty_batch_is_empty(exported):
+def test_bad_image_bytes_are_an_invalid_argument_and_empty_batch_is_empty(exported, signature):
     _, path = exported["vit-classifier"]
     serve = signature(path, "serving_default")
     for bad in (b"", b"not an image", tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy()[:20]):
@@ -172,13 +200,13 @@ def test_bad_image_bytes_are_an_invalid_argument_and_empty_batch_is_empty(export
     assert serve(image_bytes=tf.constant([], tf.string))["logits"].shape == (0, 3)
 
 
-def test_warmup_requests_are_valid_for_every_signature(exported):
+def test_warmup_requests_are_valid_for_every_signature(exported, load):
     pytest.importorskip("tensorflow_serving")
     for key in ("bert-masked_lm", "vit-classifier", "t5-seq2seq_lm"):
         _, path = exported[key]
         requests = warmup.read_warmup(path / "assets.extra" / warmup.WARMUP_FILE)
         assert sorted(name for name, _ in requests) == sorted(warmup.signatures(path))
-        loaded = tf.saved_model.load(str(path))
+        loaded = load(path)
         for name, inputs in requests:
             outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
             assert all(v.shape[0] == 1 for v in outputs.values())

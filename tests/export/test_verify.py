@@ -39,7 +39,7 @@ def test_verify_reports_parity_size_and_latency(tmp_path, monkeypatch):
 def test_kt_export_and_verify_a_vit_trained_on_digits(tmp_path, capsys):
     model = zoo.build("vit", task="classifier", num_classes=10)
     data = pipelines.pipeline(model, "digits", "train", batch_size=64, seed=0)
-    model.compile(learning_rate=3e-3)
+    model.compile(learning_rate=3e-3, jit_compile=False)  # XLA is not the subject here
     model.fit(data, epochs=8, verbose=0)
     path = tmp_path / "digits.keras"
     model.save(path)
@@ -57,9 +57,10 @@ def test_kt_export_and_verify_a_vit_trained_on_digits(tmp_path, capsys):
     assert report["examples"] == 360
     assert checks["1"]["max_abs_diff"] < 1e-5 and checks["1"]["top1_agreement"] == 1.0
     assert checks["digits.tflite"]["max_abs_diff"] < 1e-5
-    # KNOWN GAP: full int8 agrees on only 70.3% of top-1 here (this 8-epoch tiny ViT, 76.7%
-    # accurate, calibrated on 200 training images; LayerNorm kept in float: 75.6%). The
-    # issue asks for >= 99% on the trained demo ViT; this guards against getting worse.
+    # KNOWN GAP: full int8 agrees on only 69.7% of top-1 here (69-70% trained with XLA; this
+    # 8-epoch tiny ViT, 76.7% accurate, calibrated on 200 training images; LayerNorm kept in
+    # float: 75.6%). The issue asks for >= 99% on the trained demo ViT; this guards against
+    # getting worse.
     assert checks["digits_int8.tflite"]["top1_agreement"] >= 0.65
     # The model learned something, so top-1 agreement is about real decisions.
     x, y = next(iter(pipelines.pipeline(model, "digits", "test", batch_size=360)))

@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from training import datasets, paths
+from training import datasets
 from training.pipelines import pipeline
+from zoo import paths
 from zoo.config import IGNORE_LABEL
 from zoo.preprocessing import SentencePieceTokenizer, WordPieceTokenizer
 
