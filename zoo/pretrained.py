@@ -12,6 +12,7 @@ Example:
 [101, 2023, 2003, 1037, 3231, 1012, 102]
 """
 
+import warnings
 from pathlib import Path
 
 from zoo.checkpoints import load_checkpoint
@@ -35,7 +36,8 @@ def from_pretrained(path, task=None, sequence_length=None, **overrides):
     A task model gets `model.preprocessor` (strings in, model inputs out) when the folder
     carries tokenizer files (`vocab.txt`: WordPiece, `spiece.model`: SentencePiece,
     `vocab.json` + `merges.txt`: GPT-2's BPE) or the GGUF file its vocabulary; a backbone, or
-    a checkpoint without a tokenizer, gets none.
+    a checkpoint without a tokenizer, gets none; a tokenizer that cannot be read (a GGUF
+    vocabulary that is not byte-level BPE, say) is a warning, and the model takes token ids.
 
     Errors (`zoo.CheckpointError`, a `ValueError`) name what is wrong: no config.json or
     weights, an architecture the zoo does not have, missing, unexpected or misshapen tensors
@@ -53,10 +55,15 @@ def _attach_preprocessor(model, path, sequence_length):
     from zoo import preprocessing
 
     options = {}
-    if path.suffix == ".gguf":
-        tokenizer, options["add_start_token"] = preprocessing.tokenizer_from_gguf(path)
-    else:
-        tokenizer = preprocessing.tokenizer_from_folder(path)
+    try:
+        if path.suffix == ".gguf":
+            tokenizer, options["add_start_token"] = preprocessing.tokenizer_from_gguf(path)
+        else:
+            tokenizer = preprocessing.tokenizer_from_folder(path)
+    except ValueError as error:  # the weights are good without it: ids in, logits out
+        warnings.warn(f"{path}: no preprocessor attached, its tokenizer cannot be read "
+                      f"({error}). The model takes token ids, not text.", stacklevel=3)
+        return
     if tokenizer is not None:
         model.preprocessor = preprocessing.preprocessor_for(model, tokenizer, sequence_length,
                                                             **options)

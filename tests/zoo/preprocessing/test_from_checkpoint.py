@@ -26,3 +26,13 @@ def test_minilm_folder_attaches_its_wordpiece_preprocessor():
                                   [101, 2023, 2003, 1037, 3231, 1012, 102])
     assert x["token_ids"].shape == (2, 16)
     assert model.predict(x, verbose=0).shape == (2, 3)
+
+
+def test_an_unreadable_tokenizer_warns_and_the_weights_still_load(tmp_path):
+    pytest.importorskip("gguf")
+    from tests.zoo.test_checkpoints_gpt import write_gguf
+
+    # The reference GGUF's vocabulary is a handful of tokens, not GPT-2's byte alphabet.
+    with pytest.warns(UserWarning, match="no preprocessor attached, its tokenizer cannot be read"):
+        model = zoo.from_pretrained(write_gguf(tmp_path / "llama.gguf"))
+    assert model.preprocessor is None and model.task_name == "causal_lm"
