@@ -18,10 +18,10 @@ import shutil
 from pathlib import Path
 
 
-def temporary_sibling(path, kind="tmp", pid=None):
+def temporary_sibling(path, kind="tmp"):
     """The hidden sibling `path` is written to first: `.<kind>-<stem>-<pid><suffix>`."""
     path = Path(path)
-    return path.with_name(f".{kind}-{path.stem}-{pid or os.getpid()}{path.suffix}")
+    return path.with_name(f".{kind}-{path.stem}-{os.getpid()}{path.suffix}")
 
 
 def remove(path):
