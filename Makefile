@@ -39,18 +39,19 @@ lint: install
 	$(BIN)/lint-imports
 
 # Two worker processes (pytest-xdist), each test module on one of them, so that a module's
-# shared fixtures (trained runs, exports) are made once.
+# shared fixtures (trained runs, exports) are made once (pyproject's addopts has the same
+# default for a plain `pytest`; `make test TEST_WORKERS=4` on a bigger machine).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 
 test-tf: install data pretrained
 	$(BIN)/pytest -q $(PYTEST_PARALLEL)
 
-# Under JAX: the layers and every zoo family, the quick tests only (checkpoint mapping is
-# numpy, and the tokenizers and preprocessors are TensorFlow graphs: tested under TF; the slow
-# generation and attention-map tests repeat what TF covers).
+# Under JAX: the layers and every zoo family (checkpoint mapping is numpy, and the tokenizers
+# and preprocessors are TensorFlow graphs: tested under TF; the `slow_once` generation tests
+# repeat what TF covers).
 test-jax: install
-	KERAS_BACKEND=jax $(BIN)/pytest -q $(PYTEST_PARALLEL) -m "not slow" tests/keras_transformers \
+	KERAS_BACKEND=jax $(BIN)/pytest -q $(PYTEST_PARALLEL) -m "not slow_once" tests/keras_transformers \
 		tests/zoo keras_transformers zoo --ignore-glob='tests/zoo/test_checkpoints_*' \
 		--ignore=tests/zoo/preprocessing --ignore=zoo/preprocessing
 

@@ -94,6 +94,7 @@ def test_tflite_prefill_decode_loop_in_litert_reproduces_keras_greedy(size):
     assert len({t for row in expected for t in row}) > 3
 
 
+@pytest.mark.slow
 def test_export_refuses_what_it_cannot_do():
     from export.generation import add_generate_signature, litert_generate, tflite_decoder
 
@@ -167,6 +168,7 @@ def test_tflite_seq2seq_prefill_and_decode_logits_equal_keras(t5):
     assert worst < T5_LOGITS_ATOL, worst
 
 
+@pytest.mark.slow
 def test_tflite_seq2seq_litert_refuses_bad_sources(t5):
     from export.generation import litert_generate
 

@@ -18,6 +18,9 @@ from export import layout, savedmodel, warmup
 from export.report import run_saved_models
 from tests.export.models import CASES, TEXTS, build, case_id, keras_outputs, model_inputs
 
+# Every test here reads the exports of every family and task (about a minute to write).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
@@ -44,7 +47,6 @@ def fresh_process_outputs(exported):
                                                                      strict=True)}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_every_family_and_task_equals_keras_in_a_fresh_process(exported,
                                                                fresh_process_outputs, case):
@@ -255,7 +257,6 @@ KILLED_EXPORT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
 def test_an_export_killed_mid_write_leaves_no_version_folder(tmp_path):
     ready = tmp_path / "ready"
     process = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(tmp_path), str(ready)],

@@ -115,6 +115,7 @@ def test_encoder_block_layer_test(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_decoder_block_layer_test(tmp_path):
     run_layer_test(
         lambda **kw: DecoderBlock(4, 32, norm_first=True, norm="rms_norm", activation="geglu",

@@ -53,6 +53,7 @@ def kt(*args):
     return main(["attention", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_bert_writes_both_pictures_per_layer_with_one_panel_per_head(tmp_path, tokenizer,
                                                                      capsys):
     model = zoo.build("bert", task="classifier", num_classes=2, num_layers=3, num_heads=4,
@@ -69,6 +70,7 @@ def test_bert_writes_both_pictures_per_layer_with_one_panel_per_head(tmp_path, t
         assert_picture(tmp_path / "out" / f"encoder_layer_{i}.png", attention_figure_inches())
 
 
+@pytest.mark.slow
 def test_the_heads_picture_grows_with_the_heads(tmp_path, tokenizer):
     sizes = {}
     for heads in (2, 8):
@@ -83,6 +85,7 @@ def test_the_heads_picture_grows_with_the_heads(tmp_path, tokenizer):
     assert sizes[8][0] > sizes[2][0] and sizes[8][1] > sizes[2][1]
 
 
+@pytest.mark.slow
 def test_t5_writes_encoder_decoder_and_cross_pictures(tmp_path, tokenizer, capsys):
     model = zoo.build("t5", "tiny_v1_1", task="seq2seq_lm", vocabulary_size=len(VOCABULARY))
     path = saved(model, tmp_path / "t5.keras", tokenizer)
@@ -100,6 +103,7 @@ def test_t5_writes_encoder_decoder_and_cross_pictures(tmp_path, tokenizer, capsy
     assert (out / "decoder_layer_2.png").is_file()
 
 
+@pytest.mark.slow
 def test_vit_writes_maps_and_the_rollout_over_the_image(tmp_path):
     model = zoo.build("vit", task="classifier", num_classes=2)
     path = saved(model, tmp_path / "vit.keras")
@@ -125,6 +129,7 @@ def test_a_hugging_face_folder_gets_its_tokenizer_from_the_folder(tmp_path, caps
     assert_picture(tmp_path / "out" / "encoder_layer_0_heads.png", heads_figure_inches(4))
 
 
+@pytest.mark.slow
 def test_bad_input_is_a_one_line_error(tmp_path, tokenizer, capsys):
     text_model = saved(zoo.build("bert", task="classifier", num_classes=2,
                                  vocabulary_size=len(VOCABULARY)),

@@ -57,6 +57,7 @@ CASES = [
 
 @pytest.mark.parametrize("name, task, kwargs, tokenizer, data, split, length", CASES,
                          ids=[f"{c[0]}-{c[1]}" for c in CASES])
+@pytest.mark.slow
 def test_every_task_trains_on_its_pipeline(name, task, kwargs, tokenizer, data, split, length,
                                            request):
     tokenizer = request.getfixturevalue(tokenizer) if tokenizer else None
@@ -88,6 +89,7 @@ def test_gpt_classifier_pipeline(sentencepiece):
     assert (ends == sentencepiece.end_id).all()
 
 
+@pytest.mark.slow
 def test_length_buckets_cut_padding_to_a_boundary(sentencepiece):
     model = build("gpt", "causal_lm", sentencepiece)
     batches = pipeline(model, "botchan/lines", "train[:200]", BATCH, sequence_length=64,
@@ -120,6 +122,7 @@ def test_seq2seq_buckets_cut_encoder_and_decoder_apart(sentencepiece):
         assert y.shape == weights.shape == x["decoder_token_ids"].shape
 
 
+@pytest.mark.slow
 def test_masked_lm_pipeline_is_reproducible_and_remasks_each_epoch(wordpiece):
     model = build("bert", "masked_lm", wordpiece)
 

@@ -52,6 +52,7 @@ def test_label_smoothing_loss_equals_the_formula_and_ignores_labels():
                                float(plain(labels[:, :2] * 0 + 1, logits[:, :2])), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_compile_sets_the_recipe_and_the_task_metrics():
     model = zoo.build("gpt", task="causal_lm")
     recipes.compile(model, recipes.recipe_for("causal_lm", clipnorm=0.5), total_steps=100)

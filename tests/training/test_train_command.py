@@ -87,6 +87,7 @@ def test_evaluate_reports_the_task_figures(trained, capsys):
     assert 0.0 <= scores["entity_f1"] <= 1.0 and 0.0 <= scores["accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_trained_again(trained, capsys):
     out, _ = trained("vit-classifier")
     before = (out / "model.keras").stat().st_mtime_ns
@@ -95,6 +96,7 @@ def test_a_finished_run_is_not_trained_again(trained, capsys):
     assert (out / "model.keras").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_another_run_in_the_folder_is_refused_unless_overwrite(trained, tmp_path, capsys):
     out = tmp_path / "vit"  # a copy of the shared run, moved here (its config names its folder)
     shutil.copytree(trained("vit-classifier")[0], out)
@@ -127,6 +129,7 @@ def test_bad_input_names_the_problem_and_what_fits(arguments, message, tmp_path,
     assert message in error, error
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_message_and_keeps_no_bad_model(tmp_path, capsys):
     out = tmp_path / "nan"
     code = kt("train", *RUNS["vit-classifier"], "--epochs", "2", "--steps-per-epoch", "3",
@@ -176,6 +179,7 @@ def test_kill_9_then_the_same_command_resumes_with_the_optimizer_state(tmp_path)
     assert int(model.optimizer.iterations) == 6 * steps_per_epoch
 
 
+@pytest.mark.slow
 def test_a_strategy_trains_in_its_scope_without_xla(tmp_path):
     out = tmp_path / "mirrored"
     assert kt("train", *RUNS["vit-classifier"], *TINY, "--strategy", "mirrored",

@@ -16,6 +16,7 @@ def corpus():
     return [line for line in text.split("\n") if line.strip()]
 
 
+@pytest.mark.slow
 def test_train_wordpiece_on_botchan(corpus, tmp_path):
     dataset = tf.data.Dataset.from_tensor_slices(corpus[:1500]).batch(100)
     vocabulary = train_wordpiece(

@@ -21,6 +21,7 @@ def text_inputs(vocabulary_size=1024, seed=0):
     }
 
 
+@pytest.mark.slow
 def test_backbone_outputs_and_padding_invariance(tmp_path):
     inputs = text_inputs()
     backbone, outputs = run_backbone_test(
@@ -32,12 +33,14 @@ def test_backbone_outputs_and_padding_invariance(tmp_path):
     np.testing.assert_allclose(again[1, :8], outputs["sequence_output"][1, :8], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_classifier_round_trips_and_overfits_a_batch(tmp_path):
     model = zoo.build("bert", task="classifier", num_classes=3, dropout=0.0)
     run_task_test(model, text_inputs(), np.array([0, 1, 2, 1]), tmp_path, (BATCH, 3),
                   steps=40, max_loss=0.05)
 
 
+@pytest.mark.slow
 def test_token_classifier_ignores_minus_100_labels_and_overfits(tmp_path):
     model = zoo.build("bert", task="token_classifier", num_classes=5, dropout=0.0)
     inputs = text_inputs()
@@ -46,6 +49,7 @@ def test_token_classifier_ignores_minus_100_labels_and_overfits(tmp_path):
     run_task_test(model, inputs, labels, tmp_path, (BATCH, LENGTH, 5), steps=60, max_loss=0.1)
 
 
+@pytest.mark.slow
 def test_masked_lm_predicts_masked_tokens_and_overfits(tmp_path):
     model = zoo.build("bert", task="masked_lm", dropout=0.0)
     inputs = text_inputs()

@@ -62,6 +62,7 @@ def test_dtype_policy_reaches_every_layer():
     assert all(w.dtype == "float32" for w in backbone.weights)
 
 
+@pytest.mark.slow
 def test_readme_table_is_the_generated_one():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     found = re.search(r"<!-- zoo-table -->\n(.*?)<!-- /zoo-table -->", readme, flags=re.S)

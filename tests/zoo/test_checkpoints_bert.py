@@ -85,6 +85,7 @@ def minilm_folder():
 
 
 @pytest.mark.pretrained
+@pytest.mark.slow
 def test_all_minilm_l6_v2_matches_its_reference_embeddings():
     model = zoo.from_pretrained(minilm_folder())
     assert model.count_params() == 22_713_216  # 22.7M, as published

@@ -157,6 +157,7 @@ def test_bare_backbone_folder_loads_and_saves_without_prefix(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["gpt2", "llama_untied"])
+@pytest.mark.slow
 def test_loading_as_classifier_loads_the_backbone_only(name, tmp_path):
     folder, outputs = reference(name)
     prefix = "transformer." if name == "gpt2" else "model."
@@ -328,6 +329,7 @@ def write_gguf(path, name="llama", qtype="F32", architecture="llama", drop=(), t
 
 @needs_gguf
 @pytest.mark.parametrize("name", ["llama", "llama_untied"])
+@pytest.mark.slow
 def test_gguf_of_the_reference_matches_its_logits(name, tmp_path):
     """Undoing llama.cpp's query/key permutation and its names gives the reference's logits."""
     _, outputs = reference(name)
@@ -408,6 +410,7 @@ def smollm2():
 
 @needs_gguf
 @pytest.mark.pretrained
+@pytest.mark.slow
 def test_smollm2_gguf_says_paris(smollm2):
     """Greedy decoding matches transformers' on the same file (dequantization is the same,
     so the logits agree to float32 rounding: 4e-5 measured, of logits up to 20)."""
@@ -426,6 +429,7 @@ def test_smollm2_gguf_says_paris(smollm2):
 
 @needs_gguf
 @pytest.mark.pretrained
+@pytest.mark.slow
 def test_smollm2_gguf_vocabulary_spells_the_prompt():
     from zoo.checkpoints.gguf import gguf_vocabulary
 

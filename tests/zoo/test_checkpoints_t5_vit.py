@@ -83,6 +83,7 @@ def copy_fixture(name, tmp_path, edit_tensors=None, edit_config=None):
 
 @pytest.mark.parametrize("name,tied,activation", [("t5", True, "relu"),
                                                   ("t5_v1_1", False, "geglu_tanh")])
+@pytest.mark.slow
 def test_t5_matches_the_reference_and_round_trips(name, tied, activation, tmp_path):
     folder, outputs = reference(name)
     model = zoo.from_pretrained(folder)

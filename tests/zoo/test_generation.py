@@ -53,6 +53,7 @@ def uncached_seq2seq(model, source, new_tokens, start_id=0):
 
 
 @pytest.mark.parametrize("name,size", [("gpt", "tiny"), ("gpt", "tiny_llama"), ("t5", "tiny")])
+@pytest.mark.slow
 def test_cached_greedy_equals_an_uncached_argmax_loop_on_mixed_lengths(name, size):
     model = build(name, size)
     if name == "t5":
@@ -65,7 +66,7 @@ def test_cached_greedy_equals_an_uncached_argmax_loop_on_mixed_lengths(name, siz
     assert len({t for row in expected for t in row}) > 3  # the check is not a constant
 
 
-@pytest.mark.slow
+@pytest.mark.slow_once
 @pytest.mark.parametrize("name,size", [("gpt", "tiny_llama"), ("t5", "tiny")])
 def test_beam_search_with_one_beam_is_greedy(name, size):
     model = build(name, size)
@@ -74,6 +75,7 @@ def test_beam_search_with_one_beam_is_greedy(name, size):
     assert model.generate(prompts, max_new_tokens=5, sampler="beam", num_beams=1) == greedy
 
 
+@pytest.mark.slow
 def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy():
     model = build("gpt", "tiny")
 
@@ -95,6 +97,7 @@ def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy():
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="checkpoints load under TF")
 @pytest.mark.parametrize("name", ["gpt2", "llama", "llama_untied", "t5", "t5_v1_1"])
+@pytest.mark.slow
 def test_tiny_references_greedy_equals_their_generate(name):
     outputs = np.load(REFERENCE / name / "outputs.npz")
     model = zoo.from_pretrained(REFERENCE / name)
@@ -111,7 +114,7 @@ def test_tiny_references_greedy_equals_their_generate(name):
         assert generated == expected[:, prompt.shape[1]:].tolist()
 
 
-@pytest.mark.slow
+@pytest.mark.slow_once
 def test_sampling_is_reproducible_with_a_seed_and_reduces_to_greedy_at_the_limits():
     model = build("gpt", "tiny")
     greedy = model.generate(PROMPTS, 6)
@@ -128,6 +131,7 @@ def test_sampling_is_reproducible_with_a_seed_and_reduces_to_greedy_at_the_limit
     ("top_k", {"top_k": 3}),
     ("top_p", {"top_p": 0.6}),
 ])
+@pytest.mark.slow
 def test_samples_follow_the_filtered_softmax(sampler, options):
     """2,000 draws of the first new token against the distribution each sampler defines."""
     model = build("gpt", "tiny")
@@ -154,7 +158,7 @@ def test_samples_follow_the_filtered_softmax(sampler, options):
     np.testing.assert_allclose(counts, expected, atol=0.04)
 
 
-@pytest.mark.slow
+@pytest.mark.slow_once
 def test_stop_tokens_end_rows_and_min_new_tokens_bans_them():
     model = build("gpt", "tiny")
     greedy = model.generate(PROMPTS, 6)
@@ -172,7 +176,7 @@ def test_stop_tokens_end_rows_and_min_new_tokens_bans_them():
     assert len(banned) == 6 and stop not in banned
 
 
-@pytest.mark.slow
+@pytest.mark.slow_once
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="counts tf.function traces")
 def test_calls_of_the_same_shapes_do_not_trace_again():
     model = build("gpt", "tiny")
@@ -208,6 +212,7 @@ def test_bad_input_is_refused_with_a_clear_error():
                         "padding_mask": np.array([[0, 1, 1]])}, 2)
 
 
+@pytest.mark.slow
 def test_a_prompt_longer_than_the_context_is_cut_from_the_left_with_a_warning():
     model = build("gpt", "tiny")
     long = list(np.random.default_rng(1).integers(0, 97, 130))
@@ -226,7 +231,7 @@ def text_model():
     return model, tokenizer
 
 
-@pytest.mark.slow
+@pytest.mark.slow_once
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tokenizers are TF ops")
 def test_strings_in_strings_out_with_a_preprocessor():
     model, tokenizer = text_model()
@@ -236,6 +241,7 @@ def test_strings_in_strings_out_with_a_preprocessor():
     assert model.generate("the cat", 5, stop_token_ids=None) == texts[0]
 
 
+@pytest.mark.slow
 def test_stream_yields_the_tokens_of_generate():
     model = build("gpt", "tiny_llama")
     for sampler, options in [("greedy", {}), ("top_k", {"top_k": 4, "seed": 2})]:
@@ -244,7 +250,7 @@ def test_stream_yields_the_tokens_of_generate():
             expected
 
 
-@pytest.mark.slow
+@pytest.mark.slow_once
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tokenizers are TF ops")
 def test_kt_generate_prints_the_continuation(tmp_path, capsys):
     from training import cli
@@ -261,7 +267,7 @@ def test_kt_generate_prints_the_continuation(tmp_path, capsys):
 
 
 @pytest.mark.pretrained
-@pytest.mark.slow
+@pytest.mark.slow_once
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="checkpoints load under TF")
 def test_smollm2_continues_the_capital_of_france_with_paris():
 

