@@ -38,11 +38,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# Two worker processes (pytest-xdist), each test module on one of them, so that a module's
-# shared fixtures (trained runs, exports) are made once (pyproject's addopts has the same
-# default for a plain `pytest`; `make test TEST_WORKERS=4` on a bigger machine).
+# pyproject's addopts runs pytest on two pytest-xdist workers, each test module on one of them
+# (`--dist loadscope`), so that a module's shared fixtures (trained runs, exports) are made
+# once; `make test TEST_WORKERS=4` on a bigger machine.
 TEST_WORKERS ?= 2
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
+PYTEST_PARALLEL := -n $(TEST_WORKERS)
 
 test-tf: install data pretrained
 	$(BIN)/pytest -q $(PYTEST_PARALLEL)

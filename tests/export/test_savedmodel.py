@@ -18,7 +18,8 @@ from export import layout, savedmodel, warmup
 from export.report import run_saved_models
 from tests.export.models import CASES, TEXTS, build, case_id, keras_outputs, model_inputs
 
-# Every test here reads the exports of every family and task (about a minute to write).
+# Every test here exports: most read the `exported` fixture (every family and task, about a
+# minute to write), the others write their own versions (10 s or more each).
 pytestmark = pytest.mark.slow
 
 
