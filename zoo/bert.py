@@ -23,7 +23,7 @@ from keras_transformers import Dropout, EncoderBlock, TokenAndPositionEmbedding
 from keras_transformers.initializers import truncated_normal
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
-from zoo.heads import BiasAdd, Classifier, TokenClassifier
+from zoo.heads import BiasAdd, Classifier, QuestionAnswering, TokenClassifier
 from zoo.task import Task
 
 PACKAGE = "zoo"
@@ -154,7 +154,10 @@ TASKS = {
     "classifier": classifier,
     "token_classifier": TokenClassifier,
     "masked_lm": BertMaskedLM,
+    "question_answering": QuestionAnswering,
 }
-# As in Hugging Face's BertForMaskedLM and BertForTokenClassification: no pooler.
-TASK_DEFAULTS = {"masked_lm": {"use_pooler": False}, "token_classifier": {"use_pooler": False}}
+# As in Hugging Face's BertForMaskedLM, BertForTokenClassification and
+# BertForQuestionAnswering: no pooler.
+TASK_DEFAULTS = {task: {"use_pooler": False}
+                 for task in ("masked_lm", "token_classifier", "question_answering")}
 FAMILY = Family("bert", BertConfig, PRESETS, BertBackbone, TASKS, TASK_DEFAULTS)

@@ -77,6 +77,8 @@ _EXPORTS = {
     "MaskedLMPreprocessor": "language_model",
     "CausalLMPreprocessor": "language_model",
     "Seq2SeqLMPreprocessor": "language_model",
+    "QuestionAnsweringPreprocessor": "question_answering",
+    "best_answers": "answers",
     "ImageClassifierPreprocessor": "image",
     "preprocessor_for": "for_model",
     "default_image_preprocessor": "for_model",
@@ -85,7 +87,8 @@ _EXPORTS = {
     "tokenizer_from_gguf": "from_checkpoint",
 }
 # The modules that register layer classes for `.keras` loading.
-_LAYER_MODULES = ("wordpiece", "sentencepiece", "byte_pair", "text", "language_model", "image")
+_LAYER_MODULES = ("wordpiece", "sentencepiece", "byte_pair", "text", "language_model", "image",
+                  "question_answering")
 
 
 def __getattr__(name):

@@ -6,10 +6,14 @@ from zoo.preprocessing.language_model import (
     MaskedLMPreprocessor,
     Seq2SeqLMPreprocessor,
 )
+from zoo.preprocessing.question_answering import QuestionAnsweringPreprocessor
 from zoo.preprocessing.text import TextClassifierPreprocessor, TokenClassifierPreprocessor
 
 DEFAULT_SEQUENCE_LENGTH = 128
+# SQuAD's windows are longer: 384, as in BERT's paper and Hugging Face's script.
+TASK_SEQUENCE_LENGTHS = {"question_answering": 384}
 TEXT_PREPROCESSORS = {
+    "question_answering": QuestionAnsweringPreprocessor,
     "token_classifier": TokenClassifierPreprocessor,
     "masked_lm": MaskedLMPreprocessor,
     "causal_lm": CausalLMPreprocessor,
@@ -39,7 +43,8 @@ def preprocessor_for(model, tokenizer=None, sequence_length=None, **kwargs):
         model: a zoo task (`zoo.build(name, task=...)`).
         tokenizer: for text tasks; its vocabulary must fit the model's `vocabulary_size`
             (build the model with `vocabulary_size=tokenizer.vocabulary_size()`).
-        sequence_length: for text tasks; `min(128, max_sequence_length)` when None.
+        sequence_length: for text tasks; `min(128, max_sequence_length)` when None (384 for
+            question answering).
         **kwargs: passed to the preprocessor (`mask_rate`, `augment`, `mean`, `std`, ...).
 
     Raises ValueError for a backbone, an unknown task, a missing tokenizer, a vocabulary or
@@ -68,7 +73,8 @@ def preprocessor_for(model, tokenizer=None, sequence_length=None, **kwargs):
         )
     limit = getattr(config, "max_sequence_length", None)
     if sequence_length is None:
-        sequence_length = min(DEFAULT_SEQUENCE_LENGTH, limit or DEFAULT_SEQUENCE_LENGTH)
+        default = TASK_SEQUENCE_LENGTHS.get(task, DEFAULT_SEQUENCE_LENGTH)
+        sequence_length = min(default, limit or default)
     if limit is not None and sequence_length > limit:
         raise ValueError(
             f"sequence_length {sequence_length} exceeds the model's max_sequence_length "

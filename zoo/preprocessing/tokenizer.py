@@ -82,6 +82,14 @@ class Tokenizer(keras.layers.Layer):
     def _detokenize(self, ids):
         raise NotImplementedError
 
+    def tokenize_with_offsets(self, strings):
+        """string [n] -> (ids, starts, ends): ragged [n, None] int32 ids and the byte span
+        `[start, end)` of each token in its input string (int64), for answer extraction."""
+        raise NotImplementedError(
+            f"{type(self).__name__} gives no token offsets; question answering needs them: "
+            "use a WordPieceTokenizer (BERT's)."
+        )
+
     def get_vocabulary(self):
         """The tokens, in id order."""
         return list(self._vocab.tokens)

