@@ -3,7 +3,8 @@
 The TFLite model takes the Keras model's inputs (`token_ids`, `padding_mask`, ... int32 of a
 fixed length: the preprocessor's `sequence_length`, else `min(128, max_sequence_length)`; or
 float32 `pixels`) with any batch size, under its one signature `serving_default`, and returns
-`logits` (a backbone: its outputs). Tokenize in the app, or with the model's preprocessor.
+`logits` (a backbone: its outputs; question answering: `start_logits` and `end_logits`).
+Tokenize in the app, or with the model's preprocessor.
 
 Quantization, one string:
 
@@ -36,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.signatures import model_input_specs, structure, task_of
+from export.signatures import model_input_specs, named_outputs, structure, task_of
 from zoo.files import write_bytes
 from zoo.preprocessing.for_model import is_image_model
 
@@ -109,11 +110,8 @@ def fixed_lengths(model):
 
 
 def _model_fn(model, names):
-    backbone = task_of(model) == "backbone"
-
     def call(*tensors):
-        outputs = model(structure(names, tensors), training=False)
-        return dict(outputs) if backbone else {"logits": outputs}
+        return named_outputs(model, model(structure(names, tensors), training=False))
 
     return call
 

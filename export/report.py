@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from export.litert import interpreter_for, run_tflite
-from export.signatures import model_input_specs, task_of
+from export.signatures import model_input_specs, named_outputs, task_of
 from zoo.preprocessing.for_model import default_image_preprocessor, is_image_model
 
 STANDALONE = Path(__file__).with_name("standalone.py")
@@ -83,8 +83,8 @@ def verify(model, artifact, inputs, repeats=5):
         model: the zoo model the artifacts were exported from.
         artifact: a SavedModel version folder or a `.tflite` file, or a list of them.
         inputs: model inputs (a dict of arrays, or images `[batch, h, w, c]`), or raw inputs
-            (a list or array of strings / image bytes) that `model.preprocessor` turns into
-            model inputs first.
+            (a list or array of strings / image bytes; `(question, context)` pairs for
+            question answering) that `model.preprocessor` turns into model inputs first.
         repeats: timed runs per artifact (after one warming run).
     """
     artifacts = [artifact] if isinstance(artifact, (str, os.PathLike)) else list(artifact)
@@ -124,7 +124,11 @@ def model_inputs(model, inputs):
     if preprocessor is None:
         raise ValueError("raw inputs need model.preprocessor; give model inputs (token ids) "
                          "or attach a preprocessor (zoo.preprocessing.preprocessor_for).")
-    x = preprocessor(tf.constant(list(inputs)))
+    if task_of(model) == "question_answering":  # (question, context) pairs
+        questions, contexts = zip(*inputs, strict=True)
+        x = preprocessor((list(questions), list(contexts)))
+    else:
+        x = preprocessor(tf.constant(list(inputs)))
     if isinstance(x, tuple):  # LM preprocessors return (x, y, sample_weight)
         x = x[0]
     return tf.nest.map_structure(lambda t: t.numpy(), x)
@@ -181,9 +185,7 @@ def _storable(value):
 
 def _keras_outputs(model, x):
     outputs = model.predict_on_batch(x)  # a compiled graph, as the artifacts are
-    if task_of(model) == "backbone":
-        return {k: np.asarray(v) for k, v in outputs.items()}
-    return {"logits": np.asarray(outputs)}
+    return {k: np.asarray(v) for k, v in named_outputs(model, outputs).items()}
 
 
 def _compare(expected, actual):

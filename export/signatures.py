@@ -8,6 +8,7 @@
 | text classifier | `serving_default(text)`: logits, probabilities, label id, name | `token_ids` |
 | token classifier | `serving_default(text)`: words, byte offsets, a tag per word | `token_ids` |
 | masked LM | `fill_mask(text)` with `[MASK]` in it: top-k tokens per mask | `token_ids` |
+| question answering | `answer(question, context)`: answer text, byte offsets, score | `token_ids` |
 | backbone (text) | `embed(text)`: mean of the real tokens, L2-normalized | `token_ids` |
 | image classifier | `serving_default(image_bytes)`: JPEG/PNG/GIF/BMP/WebP | `pixels` |
 | causal / seq2seq LM | (their `generate` is `export.generation`'s) | `token_ids` |
@@ -31,11 +32,14 @@ import tensorflow_text as tf_text
 
 from zoo.backbone import Backbone
 from zoo.heads import pool
+from zoo.preprocessing.answers import best_answers
 from zoo.preprocessing.for_model import default_image_preprocessor, is_image_model
 from zoo.preprocessing.packing import pack
 
 TOP_K = 5
 TEXT = tf.TensorSpec([None], tf.string, name="text")
+QUESTION = tf.TensorSpec([None], tf.string, name="question")
+CONTEXT = tf.TensorSpec([None], tf.string, name="context")
 IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
 
 
@@ -51,8 +55,8 @@ class Endpoint:
 
 def task_of(model):
     """The kind of model, one of: text_classifier, image_classifier, token_classifier,
-    masked_lm, causal_lm, seq2seq_lm, backbone (the task's `task_name`, with classifiers
-    told apart by their input)."""
+    masked_lm, question_answering, causal_lm, seq2seq_lm, backbone (the task's `task_name`,
+    with classifiers told apart by their input)."""
     if isinstance(model, Backbone):
         return "backbone"
     task = getattr(model, "task_name", None)
@@ -119,14 +123,24 @@ def structure(names, tensors):
     return tensors[0] if names == ["pixels"] else dict(zip(names, tensors, strict=True))
 
 
+def named_outputs(model, outputs):
+    """The model's outputs by name, as every artifact (SavedModel, TFLite) gives them: a
+    backbone's dict, a question answerer's `start_logits` and `end_logits` `[batch, length]`,
+    else `logits`. `outputs` may be tensors or numpy arrays."""
+    task = task_of(model)
+    if task == "backbone":
+        return dict(outputs)
+    if task == "question_answering":
+        return {"start_logits": outputs[:, 0], "end_logits": outputs[:, 1]}
+    return {"logits": outputs}
+
+
 def _model_runner(model, task):
     """inputs -> the dict of named outputs the model-input signature returns."""
     if task in ("text_classifier", "image_classifier"):
         names = label_names(model)
         return lambda inputs: classification_outputs(model(inputs, training=False), names)
-    if task == "backbone":
-        return lambda inputs: dict(model(inputs, training=False))
-    return lambda inputs: {"logits": model(inputs, training=False)}
+    return lambda inputs: named_outputs(model, model(inputs, training=False))
 
 
 def _raw_endpoints(model, task, run):
@@ -144,6 +158,8 @@ def _raw_endpoints(model, task, run):
         return [Endpoint("serving_default", word_tagger(model, preprocessor), [TEXT], uses)]
     if task == "masked_lm":
         return [Endpoint("fill_mask", mask_filler(model, preprocessor), [TEXT], uses)]
+    if task == "question_answering":
+        return [Endpoint("answer", answerer(model, preprocessor), [QUESTION, CONTEXT], uses)]
     if task == "backbone" and "padding_mask" in model.input and \
             "sequence_output" in model.output:
         def embed(text):
@@ -235,3 +251,17 @@ def mask_filler(model, preprocessor, top_k=TOP_K):
                 "mask_positions": positions, "num_masks": num_masks}
 
     return fill
+
+
+def answerer(model, preprocessor):
+    """(question [batch], context [batch]) -> the best answer of each pair: `answer` (the
+    context's bytes, "" for none), `start` / `end` (byte offsets, -1 for none), `score`
+    (`zoo.preprocessing.best_answers`). Long contexts are read in windows; pairs of
+    different counts are an InvalidArgument error."""
+
+    def answer(question, context):
+        inputs, windows = preprocessor.windows((question, context))
+        logits = model(inputs, training=False)
+        return best_answers(logits, windows, model.max_answer_length, model.allow_no_answer)
+
+    return answer
