@@ -50,6 +50,15 @@ def test_token_classifier_ignores_minus_100_labels_and_overfits(tmp_path):
 
 
 @pytest.mark.slow
+def test_question_answering_round_trips_and_overfits_a_batch(tmp_path):
+    model = zoo.build("bert", task="question_answering", dropout=0.0)
+    assert model.task_config() == {"max_answer_length": 30, "allow_no_answer": False}
+    spans = np.array([[7, 9], [6, 6], [8, 11], [0, 0]])  # in the context; [CLS]: no answer
+    run_task_test(model, text_inputs(), spans, tmp_path, (BATCH, 2, LENGTH), steps=60,
+                  max_loss=0.1)
+
+
+@pytest.mark.slow
 def test_masked_lm_predicts_masked_tokens_and_overfits(tmp_path):
     model = zoo.build("bert", task="masked_lm", dropout=0.0)
     inputs = text_inputs()
@@ -78,3 +87,9 @@ def test_published_sizes_have_the_reference_parameter_counts(size, expected):
 
 def test_without_pooler_base_matches_bert_model_without_pooling_layer():
     assert zoo.count_params("bert", "base", use_pooler=False) == 109_482_240 - 768 * 768 - 768
+
+
+def test_question_answering_base_matches_bert_for_question_answering():
+    # BertForQuestionAnswering: BertModel without its pooler, plus qa_outputs (768 -> 2).
+    assert zoo.count_params("bert", "base", task="question_answering") == 108_893_186
+    assert 108_893_186 == 109_482_240 - (768 * 768 + 768) + (768 * 2 + 2)

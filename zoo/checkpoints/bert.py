@@ -3,8 +3,11 @@
 Read by `zoo.from_pretrained`, written by `zoo.save_pretrained` (see `zoo/checkpoints/__init__.py`).
 """
 
+import numpy as np
+
 from zoo.checkpoints.tensors import (
     CheckpointError,
+    Tensor,
     architecture,
     checkpoint_task,
     dense_layer,
@@ -25,6 +28,7 @@ ARCHITECTURES = {
     "BertForSequenceClassification": ("classifier", True),
     "BertForTokenClassification": ("token_classifier", False),
     "BertForMaskedLM": ("masked_lm", False),
+    "BertForQuestionAnswering": ("question_answering", False),
 }
 TASK_ARCHITECTURES = {task: name for name, (task, _) in ARCHITECTURES.items()}
 
@@ -43,8 +47,11 @@ def from_hf_config(hf):
         "num_segments": hf["type_vocab_size"],
         "dropout": hf.get("hidden_dropout_prob", 0.1),
         "layer_norm_epsilon": hf.get("layer_norm_eps", 1e-12),
-        "use_pooler": has_pooler,
     }
+    # A checkpoint's pooler is kept (BertConfig's default) unless the task builds none (its
+    # TASK_DEFAULTS): `BertForQuestionAnswering.from_pretrained(<a BertModel>)` drops it too.
+    if not has_pooler:
+        fields["use_pooler"] = False
     task_arguments = {}
     if task in ("classifier", "token_classifier"):
         task_arguments["num_classes"] = num_labels(hf)
@@ -91,13 +98,25 @@ def backbone_tensors(backbone, prefix=""):
                                        "attention.output.LayerNorm", "output.LayerNorm")
     if backbone.pooler is not None:
         specs += dense_layer(f"{prefix}pooler.dense", backbone.pooler)
+    else:  # a checkpoint's pooler that this model leaves out (a new head): read, dropped
+        hidden = backbone.config.hidden_dim
+        specs += [ignored(f"{prefix}pooler.dense.weight", (hidden, hidden)),
+                  ignored(f"{prefix}pooler.dense.bias", (hidden,))]
     return specs
+
+
+def ignored(name, shape):
+    """A tensor read (its shape checked) and dropped, never written."""
+    return Tensor(name, [], lambda a: [], lambda arrays: np.zeros(shape, "float32"),
+                  optional=True, alias=True)
 
 
 def head_tensors(model):
     task = checkpoint_task(model, TASK_ARCHITECTURES, "BERT")
     if task in ("classifier", "token_classifier"):
         return dense_layer("classifier", model.get_layer("logits"))
+    if task == "question_answering":  # `[2, hidden]`: start and end logits
+        return dense_layer("qa_outputs", model.get_layer("qa_outputs"))
     if task == "masked_lm":
         return [
             *dense_layer("cls.predictions.transform.dense", model.get_layer("mlm_dense")),
