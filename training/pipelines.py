@@ -46,6 +46,7 @@ from zoo.preprocessing import (
     CausalLMPreprocessor,
     ImageClassifierPreprocessor,
     MaskedLMPreprocessor,
+    QuestionAnsweringPreprocessor,
     Seq2SeqLMPreprocessor,
     preprocessor_for,
 )
@@ -55,7 +56,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 # Which feature of a dataset plays which role. Roles: "text" (a string, or the words of a
 # sentence for token classification), "text_pair" (a second string, for pairs), "label" (a
 # class, or a label per word), "image" (pixels or encoded bytes), "source" and "target"
-# (translation). A name matches exactly or by its part before "/".
+# (translation), "question", "context" and "answers" (SQuAD's `{"text", "answer_start"}`:
+# the first answer is trained on). A name matches exactly or by its part before "/".
 FEATURES = {
     "fortunes": {"text": "text", "label": "label"},
     "imdb_reviews": {"text": "text", "label": "label"},
@@ -64,6 +66,8 @@ FEATURES = {
     "tiny_shakespeare": {"text": "text"},
     "conll_sample": {"text": "tokens", "label": "ner"},
     "conll2003": {"text": "tokens", "label": "ner"},
+    "squad": {"question": "question", "context": "context", "answers": "answers"},
+    "squad_sample": {"question": "question", "context": "context", "answers": "answers"},
     "fashion_mnist_local": {"image": "image", "label": "label"},
     "fashion_mnist": {"image": "image", "label": "label"},
     "mnist": {"image": "image", "label": "label"},
@@ -76,7 +80,8 @@ FEATURES = {
 }
 # Feature names tried, in order, for a dataset not in FEATURES.
 GUESSES = {"text": ("text", "sentence", "tokens", "content"), "label": ("label", "ner", "labels"),
-           "image": ("image",)}
+           "image": ("image",), "question": ("question",), "context": ("context",),
+           "answers": ("answers",)}
 
 
 def roles_of(name):
@@ -156,6 +161,8 @@ def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
         dataset = dataset.map(unpack, num_parallel_calls=AUTOTUNE)
         if ignore_errors:
             dataset = dataset.ignore_errors()
+        if getattr(preprocessor, "windows_per_example", False):  # QA: windows of a context
+            dataset = dataset.unbatch()
         if cache and not cache_raw:
             dataset = dataset.cache()
     if shuffle:
@@ -181,6 +188,8 @@ def _roles(preprocessor):
         return ("text",), ()
     if isinstance(preprocessor, ImageClassifierPreprocessor):
         return ("image",), ("label",)
+    if isinstance(preprocessor, QuestionAnsweringPreprocessor):
+        return ("question", "context"), ("answers",)
     return ("text",), ("text_pair", "label")
 
 
@@ -226,6 +235,9 @@ def _selector(preprocessor, spec, name, features):
     def from_dict(element):
         if required == ("source", "target"):
             return (element[keys["source"]], element[keys["target"]]), None
+        if required == ("question", "context"):
+            answers = element[keys["answers"]] if keys.get("answers") else None
+            return (element[keys["question"]], element[keys["context"]]), first_answer(answers)
         x = element[keys[required[0]]]
         if keys.get("text_pair"):
             x = (x, element[keys["text_pair"]])
@@ -233,6 +245,17 @@ def _selector(preprocessor, spec, name, features):
         return x, element[label] if label else None
 
     return from_dict
+
+
+def first_answer(answers):
+    """SQuAD's answers of one question (`{"text": [n], "answer_start": [n]}`) -> the first,
+    as `QuestionAnsweringPreprocessor` takes it (`answer_start` -1 and "" when n is 0)."""
+    if answers is None:
+        return None
+    found = tf.size(answers["text"]) > 0
+    return {"answer_start": tf.cond(found, lambda: tf.cast(answers["answer_start"][0], tf.int32),
+                                    lambda: tf.constant(-1)),
+            "answer_text": tf.cond(found, lambda: answers["text"][0], lambda: tf.constant(""))}
 
 
 def _get(element, path):

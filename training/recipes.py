@@ -83,6 +83,7 @@ class Recipe:
 RECIPES = {
     "classifier": Recipe(learning_rate=1e-3, label_smoothing=0.1),
     "token_classifier": Recipe(learning_rate=1e-3),
+    "question_answering": Recipe(learning_rate=1e-3),
     "masked_lm": Recipe(learning_rate=1e-3),
     "causal_lm": Recipe(learning_rate=1e-3),
     "seq2seq_lm": Recipe(learning_rate=1e-3),
