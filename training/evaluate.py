@@ -10,10 +10,13 @@ Example:
 """
 
 import collections
+import re
 
 import numpy as np
 
 from training import datasets, pipelines, recipes
+
+SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 
 def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, verbose=0):
@@ -31,7 +34,10 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
     Keys: "loss" and the compiled metrics ("accuracy", "perplexity"); classifiers also
     "majority_baseline" (the accuracy of always answering the training split's most common
     label); token classifiers "entity_f1", "entity_precision", "entity_recall"; translation
-    "bleu".
+    "bleu"; question answering SQuAD's "exact_match" and "f1" (percent, the official script's
+    normalisation, `training.metrics.squad_scores`; with unanswerable questions also its
+    has/no-answer figures and "no_answer_accuracy"), and "first_sentence_exact_match" /
+    "first_sentence_f1" (answering every question with its context's first sentence).
     """
     if getattr(model, "preprocessor", None) is None and isinstance(model.input, dict):
         raise ValueError("The model has no preprocessor to read text with: load it from its run "
@@ -52,6 +58,10 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
                        "entity_recall": f1["recall"]})
     if task == "seq2seq_lm":
         scores["bleu"] = translation_bleu(model, dataset, split, max_translations, batch_size)
+    if task == "question_answering":
+        scores.update(squad_evaluation(model, dataset, split, batch_size))
+        baseline = first_sentence_baseline(dataset, split)
+        scores.update({f"first_sentence_{k}": baseline[k] for k in ("exact_match", "f1")})
     return scores
 
 
@@ -112,6 +122,41 @@ def translation_bleu(model, dataset, split, limit, batch_size):
         outputs = model.generate(sources[start:start + batch_size], max_new_tokens=length)
         hypotheses += [_text(o) for o in outputs]
     return bleu(hypotheses, references)
+
+
+def squad_questions(dataset, split):
+    """`(questions, contexts, golds)` of a SQuAD-format split: strings, and a list of gold
+    answer texts per question (empty for an unanswerable one)."""
+    roles = pipelines.roles_of(dataset)
+    questions, contexts, golds = [], [], []
+    for element in datasets.load(dataset, split).as_numpy_iterator():
+        questions.append(_text(element[roles["question"]]))
+        contexts.append(_text(element[roles["context"]]))
+        golds.append([_text(t) for t in element[roles["answers"]]["text"]])
+    return questions, contexts, golds
+
+
+def squad_evaluation(model, dataset, split, batch_size):
+    """SQuAD's scores of a question answering model's answers on a split."""
+    from training.metrics import squad_scores
+
+    questions, contexts, golds = squad_questions(dataset, split)
+    answers = model.answer(questions, contexts, batch_size=batch_size)
+    return squad_scores([a["answer"] for a in answers], golds)
+
+
+def first_sentence(text):
+    """The text up to the first sentence end (".", "!" or "?" before a space), or all of it."""
+    match = SENTENCE_END.search(text)
+    return text[:match.start() + 1] if match else text
+
+
+def first_sentence_baseline(dataset, split):
+    """SQuAD's scores of answering every question with the first sentence of its context."""
+    from training.metrics import squad_scores
+
+    _, contexts, golds = squad_questions(dataset, split)
+    return squad_scores([first_sentence(c) for c in contexts], golds)
 
 
 def _text(value):

@@ -132,6 +132,8 @@ def tasks_for(dataset):
         raise ValueError(f"Unknown dataset {dataset!r}. Datasets: {sorted(pipelines.FEATURES)}.")
     if "source" in roles:
         return ["seq2seq_lm"]
+    if "question" in roles:
+        return ["question_answering"]
     if "image" in roles:
         return ["classifier"]
     if "label" in roles:
@@ -315,6 +317,8 @@ def _build(settings, run_dir, train_split):
     classes = label_names(settings.dataset)
     if classes and "num_classes" in zoo.task_arguments(settings.model, task):
         overrides.setdefault("num_classes", len(classes))
+    if task == "question_answering" and has_unanswerable(settings.dataset):
+        overrides.setdefault("allow_no_answer", True)
     if settings.from_pretrained:
         model = zoo.from_pretrained(settings.from_pretrained, task=task,
                                     sequence_length=settings.sequence_length, **overrides)
@@ -333,6 +337,11 @@ def _build(settings, run_dir, train_split):
                 model, tokenizer, settings.sequence_length)
     model.label_names = classes
     return model
+
+
+def has_unanswerable(dataset):
+    """Whether a QA dataset has questions without an answer (SQuAD 2.0's `is_impossible`)."""
+    return "is_impossible" in datasets.info(dataset).features
 
 
 def label_names(dataset):
@@ -377,7 +386,8 @@ def _texts(dataset, split, roles):
     import tensorflow as tf
 
     data = datasets.load(dataset, split)
-    keys = [roles[r] for r in ("text", "text_pair", "source", "target") if r in roles]
+    keys = [roles[r] for r in ("text", "text_pair", "source", "target", "question", "context")
+            if r in roles]
 
     def strings(element):
         parts = []

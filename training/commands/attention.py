@@ -3,6 +3,7 @@
     kt attention runs/bert --text "The cat sat on the mat." --out attention/
     kt attention runs/vit --image shoe.png --layer -1
     kt attention runs/t5 --text "translate: a house" --target "ein Haus"
+    kt attention runs/qa --text "Who wrote it?" --context "Ada wrote the first program."
 
 For each attention kind (`encoder`, `decoder`, `cross`; see `zoo.attention_maps`) and each
 layer (or only `--layer N`), it writes to `--out` (figures by `zoo.attention_plots`):
@@ -33,6 +34,8 @@ def add_arguments(parser):
     source.add_argument("--image", metavar="FILE", help="the image to look at (ViT)")
     parser.add_argument("--target", help="T5: the decoder's text (teacher forced); without it "
                         "the decoder sees its start token only")
+    parser.add_argument("--context", help="question answering: the context; --text is the "
+                        "question (the first window of a long context is shown)")
     parser.add_argument("--layer", type=int, help="only this layer (0-based; -1 is the last)")
     parser.add_argument("--kind", choices=("encoder", "decoder", "cross"),
                         help="only this kind of attention")
@@ -49,7 +52,7 @@ def run(args):
     if args.image is not None:
         inputs, labels = image_inputs(model, args.image)
     else:
-        inputs, labels = text_inputs(model, args.text, args.target, args.model)
+        inputs, labels = text_inputs(model, args.text, args.target, args.model, args.context)
     maps = attention_maps(model, inputs)
 
     kinds = [args.kind] if args.kind else list(maps)
@@ -108,8 +111,9 @@ def save(figure, path, dpi):
     return path
 
 
-def text_inputs(model, text, target, source):
-    """The model's inputs for one text, cut to its real tokens, and the tokens by stack."""
+def text_inputs(model, text, target, source, context=None):
+    """The model's inputs for one text (a question and its `context` for question
+    answering), cut to its real tokens, and the tokens by stack."""
     from zoo.vit import ViTBackbone
 
     backbone = getattr(model, "backbone", model)
@@ -120,8 +124,16 @@ def text_inputs(model, text, target, source):
     if target is not None and not is_seq2seq:
         raise ValueError("--target is for encoder-decoder models (T5); this model reads one "
                          "text: drop --target.")
-    x = preprocessor(([text], [target]) if target is not None else [text])
-    x = x[0] if isinstance(x, tuple) else x
+    answering = getattr(model, "task_name", None) == "question_answering"
+    if answering != (context is not None):
+        raise ValueError("--context goes with question answering models: give the question as "
+                         "--text and the passage as --context." if answering else
+                         "--context is for question answering models; drop it.")
+    if answering:
+        x = {name: value[:1] for name, value in preprocessor(([text], [context])).items()}
+    else:
+        x = preprocessor(([text], [target]) if target is not None else [text])
+        x = x[0] if isinstance(x, tuple) else x
     x = {name: value.numpy() for name, value in x.items()}
     x = trim_padding(x)
     tokenizer = preprocessor.tokenizer
