@@ -37,12 +37,17 @@ the project's machine image):
   installed).
 - `conll_sample`: 43 NER sentences written for the project, TFDS `conll2003`'s features and
   splits, 27 train / 8 dev / 8 test; tests/fixtures/conll_sample.txt.
+- `squad_sample/v1.1` (default), `squad_sample/v2.0`: reading-comprehension questions on 25
+  paragraphs written for the project, TFDS `squad`'s features and splits (by article): v1.1
+  the 183 answerable ones, 136 / 47 (train / validation), v2.0 all 229, 170 / 59, 46 of them
+  unanswerable; tests/fixtures/squad_sample.json.
 
 Debian's files and botchan come with `make data` (tools/fetch_data.sh).
 
 Online (standard TFDS names; offline they fail at once, naming the local stand-in):
 `mnist`, `fashion_mnist`, `cifar10` (-> `fashion_mnist_local`), `imdb_reviews`, `glue/sst2`
-(-> `fortunes`), `conll2003` (-> `conll_sample`), `tiny_shakespeare` (-> `botchan/lines`),
+(-> `fortunes`), `conll2003` (-> `conll_sample`), `squad`, `squad/v1.1`, `squad/v2.0` (->
+`squad_sample/v1.1`, `/v2.0`), `tiny_shakespeare` (-> `botchan/lines`),
 `ted_hrlr_translate/pt_to_en`, `wmt14_translate/de-en` (-> `gettext_translations/de`). Any
 other TFDS name works as well. A standard dataset that is not prepared in `data_dir` is
 downloaded when the network is reachable (`download=None`, the default), always tried
@@ -81,6 +86,9 @@ STANDARD = {
     "imdb_reviews": "fortunes",
     "glue/sst2": "fortunes",
     "conll2003": "conll_sample",
+    "squad": "squad_sample/v1.1",
+    "squad/v1.1": "squad_sample/v1.1",
+    "squad/v2.0": "squad_sample/v2.0",
     "tiny_shakespeare": "botchan/lines",
     "ted_hrlr_translate/pt_to_en": "gettext_translations/de",
     "wmt14_translate/de-en": "gettext_translations/de",

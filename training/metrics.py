@@ -1,5 +1,6 @@
 """Task metrics beyond accuracy: perplexity (a Keras metric), entity-level F1 for NER
-(seqeval's definition) and corpus BLEU (sacrebleu).
+(seqeval's definition), corpus BLEU (sacrebleu) and SQuAD's exact match and F1 (the official
+v1.1 and v2.0 evaluation scripts' definitions).
 
 Example:
 
@@ -11,7 +12,13 @@ Example:
 (0.5, 0.5, 0.5)
 >>> round(metrics.bleu(["the cat sat on the mat"], ["the cat sat on the mat"]), 1)
 100.0
+>>> metrics.squad_scores(["1889", "Paris"], [["in 1889", "1889"], ["Lyon"]])
+{'exact_match': 50.0, 'f1': 50.0, 'total': 2}
 """
+
+import re
+import string
+from collections import Counter
 
 import keras
 from keras import ops
@@ -94,3 +101,142 @@ def bleu(hypotheses, references):
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} translations but {len(references)} references.")
     return sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def normalize_answer(s):
+    """SQuAD's answer normalization (both official scripts): lower case, remove ASCII
+    punctuation (`string.punctuation`), remove the articles a/an/the as whole words, collapse
+    white space, in that order.
+
+    Args:
+        s: str, an answer.
+
+    Returns:
+        str: the normalized answer.
+
+    >>> normalize_answer("The  Eiffel-Tower, in Paris!")
+    'eiffeltower in paris'
+    >>> normalize_answer("A theory")
+    'theory'
+    """
+    text = "".join(ch for ch in s.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _text(answer):
+    return answer.decode("utf-8") if isinstance(answer, bytes) else str(answer)
+
+
+def _golds(golds):
+    """The gold answers with text left after normalization, or `[""]` (no answer), as in the
+    v2.0 script; a str is one gold answer, bytes are decoded as UTF-8."""
+    golds = [golds] if isinstance(golds, (str, bytes)) else golds
+    kept = [_text(gold) for gold in golds if normalize_answer(_text(gold))]
+    return kept or [""]
+
+
+def _exact(prediction, gold):
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def _f1(prediction, gold):
+    predicted, true = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not predicted or not true:
+        return float(predicted == true)
+    same = sum((Counter(predicted) & Counter(true)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(true)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction, golds):
+    """1.0 when the normalized `prediction` equals one of the normalized gold answers, else 0.0.
+
+    Args:
+        prediction: str (or UTF-8 bytes), the predicted answer; "" for no answer.
+        golds: list of str, the gold answers (a str is one); [] or [""] for an unanswerable
+            question, which only "" (or text that normalizes to it) matches.
+
+    Returns:
+        float: 0.0 or 1.0.
+
+    >>> exact_match("the Eiffel Tower", ["Eiffel Tower", "tower"]), exact_match("", [])
+    (1.0, 1.0)
+    """
+    prediction = _text(prediction)
+    return max(_exact(prediction, gold) for gold in _golds(golds))
+
+
+def f1(prediction, golds):
+    """Token-level F1 of the normalized `prediction` against the normalized gold answers
+    (tokens counted with multiplicity), the maximum over the golds. When either side has no
+    tokens (an unanswerable question, an empty prediction) F1 is their exact match.
+
+    Args:
+        prediction: str (or UTF-8 bytes), the predicted answer; "" for no answer.
+        golds: list of str, the gold answers (a str is one); [] or [""] when unanswerable.
+
+    Returns:
+        float: in [0, 1].
+
+    >>> round(f1("the Eiffel tower in Paris", ["Eiffel Tower"]), 4)
+    0.6667
+    """
+    prediction = _text(prediction)
+    return max(_f1(prediction, gold) for gold in _golds(golds))
+
+
+def squad_scores(predictions, references):
+    """Exact match and F1 of SQuAD's official scripts, averaged over the questions, in percent.
+
+    Args:
+        predictions: list of str, one predicted answer per question ("" for no answer).
+        references: list of lists of str, the gold answers of each question ([] for an
+            unanswerable one); a question is unanswerable when no gold answer has text left
+            after `normalize_answer`.
+
+    Returns:
+        dict: `exact_match` and `f1` (float, 0-100) and `total` (int). When any question is
+        unanswerable (SQuAD 2.0), also the v2.0 script's breakdown under snake_case names:
+        `has_answer_exact_match`, `has_answer_f1`, `has_answer_total` (its `HasAns_exact`,
+        `HasAns_f1`, `HasAns_total`), `no_answer_exact_match`, `no_answer_f1`,
+        `no_answer_total` (`NoAns_...`; scores of a group with no question are nan), and
+        `no_answer_accuracy`, the fraction (0-1) of unanswerable questions answered "".
+
+    Raises:
+        ValueError: `predictions` and `references` differ in length, or are empty.
+
+    >>> scores = squad_scores(["1889", "", "Bern"], [["in 1889", "1889"], [], []])
+    >>> round(scores["exact_match"], 2), scores["no_answer_total"], scores["no_answer_accuracy"]
+    (66.67, 2, 0.5)
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references.")
+    if not predictions:
+        raise ValueError("no predictions to score.")
+    exact, scores, answerable = [], [], []
+    for prediction, golds in zip(predictions, references, strict=True):
+        golds = _golds(golds)
+        exact.append(exact_match(prediction, golds))
+        scores.append(f1(prediction, golds))
+        answerable.append(golds != [""])
+
+    def mean(values, has_answer=None):
+        chosen = [v for v, a in zip(values, answerable, strict=True)
+                  if has_answer is None or a == has_answer]
+        return 100.0 * sum(chosen) / len(chosen) if chosen else float("nan")
+
+    result = {"exact_match": mean(exact), "f1": mean(scores), "total": len(predictions)}
+    if all(answerable):
+        return result
+    for prefix, has_answer in (("has_answer", True), ("no_answer", False)):
+        result[f"{prefix}_exact_match"] = mean(exact, has_answer)
+        result[f"{prefix}_f1"] = mean(scores, has_answer)
+        result[f"{prefix}_total"] = sum(a == has_answer for a in answerable)
+    result["no_answer_accuracy"] = result["no_answer_exact_match"] / 100.0
+    return result

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 import zoo
 from training import callbacks as run_callbacks
@@ -230,7 +231,7 @@ def train(settings, overwrite=False, verbose=1):
         train_data = pipelines.pipeline(model, settings.dataset, train_split,
                                         settings.batch_size, drop_remainder=True,
                                         seed=settings.seed)
-        steps = settings.steps_per_epoch or int(train_data.cardinality())
+        steps = settings.steps_per_epoch or batch_count(train_data)
         if steps <= 0:
             raise ValueError(f"The split {train_split!r} of {settings.dataset!r} has fewer than "
                              f"batch_size={settings.batch_size} examples: lower --batch-size.")
@@ -273,6 +274,15 @@ def train(settings, overwrite=False, verbose=1):
         atomic_write(run_dir / runs.MODEL, model.save)
     return TrainResult(run_dir, model, backup.resumed_from, trained, history, seconds,
                        stopped_on_nan=nan_stop.stopped_at, initial=initial)
+
+
+def batch_count(data):
+    """The batches of an epoch: the dataset's cardinality, or counted once where tf.data
+    cannot know it (question answering: a context's window count depends on its length)."""
+    count = int(data.cardinality())
+    if count == int(tf.data.UNKNOWN_CARDINALITY):
+        count = int(data.reduce(0, lambda total, _: total + 1))
+    return count
 
 
 def _prepare_folder(run_dir, settings, overwrite):

@@ -7,6 +7,7 @@ MNIST takes about 12 s), later runs read them.
 """
 
 import gzip
+import json
 import re
 import struct
 from pathlib import Path
@@ -16,8 +17,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from training import datasets
-from training.builders import fashion_mnist_local, fortunes
+from training import datasets, metrics
+from training.builders import fashion_mnist_local, fortunes, squad_sample
 from training.builders._local import in_test_split
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -33,6 +34,17 @@ def feature_specs(dataset):
     return {key: (spec.dtype, tuple(spec.shape)) for key, spec in dataset.element_spec.items()}
 
 
+def nested_specs(dataset):
+    return tf.nest.map_structure(lambda spec: (spec.dtype, tuple(spec.shape)),
+                                 dataset.element_spec)
+
+
+SPANS = {"text": (tf.string, (None,)), "answer_start": (tf.int32, (None,))}
+SQUAD_V1 = {"id": (tf.string, ()), "title": (tf.string, ()), "context": (tf.string, ()),
+            "question": (tf.string, ()), "answers": SPANS}
+SQUAD_V2 = {**SQUAD_V1, "is_impossible": (tf.bool, ()), "plausible_answers": SPANS}
+
+
 def columns(name, split):
     """Every feature of a split as one numpy array (strings decoded), read in one pass."""
     batches = list(datasets.load(name, split).batch(8192).as_numpy_iterator())
@@ -44,10 +56,12 @@ def columns(name, split):
 def test_names_lists_offline_builders_and_standard_tfds_names():
     assert datasets.names(offline=True) == [
         "botchan/chapters", "botchan/lines", "conll_sample", "digits", "fashion_mnist_local",
-        "fortunes", "gettext_translations/de", "gettext_translations/es"]
+        "fortunes", "gettext_translations/de", "gettext_translations/es", "squad_sample/v1.1",
+        "squad_sample/v2.0"]
     assert datasets.names(offline=False) == [
-        "cifar10", "conll2003", "fashion_mnist", "glue/sst2", "imdb_reviews", "mnist",
-        "ted_hrlr_translate/pt_to_en", "tiny_shakespeare", "wmt14_translate/de-en"]
+        "cifar10", "conll2003", "fashion_mnist", "glue/sst2", "imdb_reviews", "mnist", "squad",
+        "squad/v1.1", "squad/v2.0", "ted_hrlr_translate/pt_to_en", "tiny_shakespeare",
+        "wmt14_translate/de-en"]
     assert datasets.names() == sorted(datasets.names(True) + datasets.names(False))
 
 
@@ -151,6 +165,82 @@ def test_conll_sample_has_43_sentences_with_conll2003_features():
     assert entities == {"B-PER": 15, "B-ORG": 25, "B-LOC": 26, "B-MISC": 10}
 
 
+def squad_examples(config, split):
+    """The examples of a squad_sample split, strings decoded."""
+    def decode(value):
+        if isinstance(value, bytes):
+            return value.decode()
+        if isinstance(value, np.ndarray):
+            return [decode(v) for v in value.tolist()]
+        return value.tolist() if isinstance(value, np.generic) else value
+    return [tf.nest.map_structure(decode, example) for example in
+            datasets.load(f"squad_sample/{config}", split).as_numpy_iterator()]
+
+
+def test_squad_sample_has_tfds_squad_features_and_sizes():
+    assert split_sizes("squad_sample/v1.1") == {"train": 136, "validation": 47}
+    assert split_sizes("squad_sample/v2.0") == {"train": 170, "validation": 59}
+    assert split_sizes("squad_sample") == split_sizes("squad_sample/v1.1")  # the default config
+    for config, specs in (("v1.1", SQUAD_V1), ("v2.0", SQUAD_V2)):
+        info = datasets.info(f"squad_sample/{config}")
+        real = tfds.builder(f"squad/{config}").info
+        assert info.features.to_json_content() == real.features.to_json_content()
+        assert info.supervised_keys == real.supervised_keys is None
+        assert nested_specs(datasets.load(f"squad_sample/{config}", "validation")) == specs
+
+    for split, unanswerable in (("train", 34), ("validation", 12)):
+        v2 = squad_examples("v2.0", split)
+        assert sum(e["is_impossible"] for e in v2) == unanswerable
+        assert all(bool(e["answers"]["text"]) != e["is_impossible"] for e in v2)
+        assert all(e["plausible_answers"]["text"] for e in v2 if e["is_impossible"])
+        v1 = {e["id"]: e for e in squad_examples("v1.1", split)}
+        assert v1 == {e["id"]: {k: e[k] for k in SQUAD_V1} for e in v2 if not e["is_impossible"]}
+
+
+def test_squad_sample_answers_are_exact_spans_of_their_context():
+    spans = 0
+    for split in ("train", "validation"):
+        for example in squad_examples("v2.0", split):
+            context = example["context"]
+            for kind in ("answers", "plausible_answers"):
+                answers = example[kind]
+                for text, start in zip(answers["text"], answers["answer_start"], strict=True):
+                    assert context[start:start + len(text)] == text, (example["id"], text)
+                    spans += 1
+    assert spans == 350  # 304 answers of 183 questions, 46 plausible answers
+    with open(squad_sample.SquadSample.default_source() / "squad_sample.json",
+              encoding="utf-8") as file:
+        raw = json.load(file)
+    for article in raw["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                for answer in qa["answers"] + qa.get("plausible_answers", []):
+                    start, text = answer["answer_start"], answer["text"]
+                    assert paragraph["context"][start:start + len(text)] == text, qa["id"]
+
+
+def test_squad_sample_splits_by_article_and_is_not_a_first_sentence_task():
+    train, validation = squad_examples("v2.0", "train"), squad_examples("v2.0", "validation")
+    assert {e["title"] for e in validation} == {
+        "São_Paulo", "Viennese_café", "Internet", "Marie_Curie"}
+    assert len({e["title"] for e in train}) == 12
+    assert not {e["context"] for e in train} & {e["context"] for e in validation}
+    examples = train + validation
+    assert len({e["id"] for e in examples}) == 229
+    contexts = {e["context"] for e in examples}
+    assert len(contexts) == 25
+    assert sum(len(c.split()) >= 350 for c in contexts) == 4
+    assert any(not c.isascii() for c in {e["context"] for e in validation})
+    assert sum(len(e["answers"]["text"]) > 1 for e in examples) > 100
+    answerable = [e for e in examples if not e["is_impossible"]]
+    first = [re.split(r"(?<=[.;:])\s", e["context"])[0] for e in answerable]
+    scores = metrics.squad_scores(first, [e["answers"]["text"] for e in answerable])
+    assert scores["f1"] < 10
+    golden = metrics.squad_scores([e["answers"]["text"][0] for e in answerable],
+                                  [e["answers"]["text"] for e in answerable])
+    assert golden["exact_match"] == golden["f1"] == 100.0
+
+
 def test_digits_are_scikit_learns_1797_images():
     try:
         sizes = split_sizes("digits")
@@ -184,12 +274,26 @@ def test_standard_names_go_through_tfds_load(name, features):
         assert len(list(dataset)) == 3
 
 
+@pytest.mark.parametrize("name, split, features", [
+    ("squad/v1.1", "train", SQUAD_V1),
+    ("squad/v2.0", "validation", SQUAD_V2),
+])
+def test_squad_goes_through_tfds_load(name, split, features):
+    with tfds.testing.mock_data(num_examples=3):
+        dataset = datasets.load(name, split, download=True)
+        assert nested_specs(dataset) == features
+        assert len(list(dataset)) == 3
+
+
 def test_standard_name_offline_fails_at_once_naming_the_local_stand_in(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"load\('fashion_mnist_local', \.\.\.\)"):
         datasets.load("fashion_mnist", "train", data_dir=tmp_path, download=False)
     monkeypatch.setattr(datasets, "_online", lambda: False)  # as on a machine with no network
     with pytest.raises(FileNotFoundError, match=r"conll_sample.*make data"):
         datasets.load("conll2003", "train", data_dir=tmp_path)
+    for name, stand_in in (("squad", "squad_sample/v1.1"), ("squad/v2.0", "squad_sample/v2.0")):
+        with pytest.raises(FileNotFoundError, match=rf"load\('{stand_in}', \.\.\.\)"):
+            datasets.load(name, "validation", data_dir=tmp_path)
 
 
 def test_unknown_dataset_lists_the_known_ones():
@@ -218,6 +322,7 @@ def test_slices_and_sums_of_splits_pass():
     ("fashion_mnist_local", "train-images-idx3-ubyte.gz"),
     ("fortunes", "art"),
     ("conll_sample", "conll_sample.txt"),
+    ("squad_sample/v2.0", "squad_sample.json"),
     ("gettext_translations/es", "es/LC_MESSAGES"),
 ])
 def test_missing_source_files_name_the_path(tmp_path, name, missing):

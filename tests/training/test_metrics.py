@@ -61,3 +61,69 @@ def test_bleu_is_sacrebleus_corpus_bleu():
     assert 0.0 < partial < 100.0
     with pytest.raises(ValueError, match="1 translations but 2 references"):
         metrics.bleu(["a"], ["a", "b"])
+
+
+@pytest.mark.parametrize("prediction, golds, exact, f1", [
+    ("Eiffel Tower", ["eiffel tower"], 1, 1),  # case
+    ("Eiffel Tower.", ["Eiffel-Tower"], 0, 0),  # punctuation removed, not split on: "eiffeltower"
+    ("3.14159!", ["314159"], 1, 1),
+    ("the Eiffel Tower", ["Eiffel Tower"], 1, 1),  # articles as whole words only
+    ("A theory", ["theory"], 1, 1),
+    ("theory", ["ory"], 0, 0),  # "the" inside a word stays
+    ("an  apple\n\tpie ", ["apple pie"], 1, 1),  # white space
+    ("São Paulo", ["são paulo"], 1, 1),  # lower() is Unicode
+    ("Bern —", ["Bern"], 0, 2 / 3),  # "—" is not in string.punctuation: a token
+    ("Paris", ["London", "in Paris", "paris"], 1, 1),  # the best gold
+    ("in Paris", ["London", "Paris, France"], 0, 0.5),  # p 1/2, r 1/2
+    ("the Eiffel tower in Paris", ["Eiffel Tower"], 0, 2 / 3),  # p 2/4, r 2/2
+    ("Gustave Eiffel's company", ["Gustave Eiffel"], 0, 0.4),  # "eiffels": p 1/3, r 1/2
+    ("tin tin tin", ["tin and tin"], 0, 2 / 3),  # 2 common tokens: p 2/3, r 2/3
+    ("tin", ["tin tin"], 0, 2 / 3),  # p 1/1, r 1/2
+    ("", [""], 1, 1),  # no answer, rightly
+    ("", [], 1, 1),
+    ("the", [], 1, 1),  # normalizes to ""
+    ("Bern", [], 0, 0),  # an answer to an unanswerable question
+    ("", ["Bern"], 0, 0),  # no answer to an answerable one
+    ("a", ["the", "an"], 1, 1),  # golds that normalize to "" count as no answer
+    ("Bern", "Bern", 1, 1),  # a str is one gold
+    (b"Z\xc3\xbcrich", [b"z\xc3\xbcrich"], 1, 1),  # UTF-8 bytes, as TFDS gives them
+])
+def test_squad_exact_match_and_f1_follow_the_official_script(prediction, golds, exact, f1):
+    assert metrics.exact_match(prediction, golds) == exact
+    assert metrics.f1(prediction, golds) == pytest.approx(f1)
+
+
+def test_normalize_answer_in_the_official_order():
+    assert metrics.normalize_answer("The  (Eiffel) Tower, an icon!") == "eiffel tower icon"
+    assert metrics.normalize_answer("the.the") == "thethe"  # punctuation goes first
+    assert metrics.normalize_answer("A.N. Other") == "other"  # "an" is a word once "." goes
+    assert metrics.normalize_answer("Then the theme") == "then theme"
+
+
+def test_squad_scores_of_answerable_questions_are_exact_match_and_f1_in_percent():
+    scores = metrics.squad_scores(["Eiffel Tower", "the Eiffel tower in Paris", "London"],
+                                  [["Eiffel Tower"], ["Eiffel Tower"], ["Paris", "in Paris"]])
+    assert scores == pytest.approx({"exact_match": 100 / 3, "f1": 100 * (1 + 2 / 3) / 3,
+                                    "total": 3})
+
+
+def test_squad_scores_split_answerable_and_unanswerable_questions():
+    predictions = ["1889", "in March 1889", "", "Bern", ""]
+    references = [["1889", "in 1889"], ["March 1889"], [], [""], np.array([b"Bern"])]
+    # exact match 1, 0, 1, 0, 0; F1 1, 0.8 (p 2/3, r 1), 1, 0, 0
+    assert metrics.squad_scores(predictions, references) == pytest.approx({
+        "exact_match": 40.0, "f1": 56.0, "total": 5,
+        "has_answer_exact_match": 100 / 3, "has_answer_f1": 60.0, "has_answer_total": 3,
+        "no_answer_exact_match": 50.0, "no_answer_f1": 50.0, "no_answer_total": 2,
+        "no_answer_accuracy": 0.5})
+    only_unanswerable = metrics.squad_scores(["", ""], [[], []])
+    assert only_unanswerable["no_answer_accuracy"] == 1.0
+    assert only_unanswerable["has_answer_total"] == 0
+    assert np.isnan(only_unanswerable["has_answer_f1"])
+
+
+def test_squad_scores_refuse_mismatched_or_empty_inputs():
+    with pytest.raises(ValueError, match="2 predictions but 1 references"):
+        metrics.squad_scores(["a", "b"], [["a"]])
+    with pytest.raises(ValueError, match="no predictions"):
+        metrics.squad_scores([], [])

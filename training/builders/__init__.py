@@ -10,9 +10,10 @@ from training.builders.digits import Digits
 from training.builders.fashion_mnist_local import FashionMnistLocal
 from training.builders.fortunes import Fortunes
 from training.builders.gettext_translations import GettextTranslations
+from training.builders.squad_sample import SquadSample
 
 BUILDERS = {builder.name: builder for builder in (
-    FashionMnistLocal, Digits, Fortunes, Botchan, GettextTranslations, ConllSample)}
+    FashionMnistLocal, Digits, Fortunes, Botchan, GettextTranslations, ConllSample, SquadSample)}
 
 __all__ = ["BUILDERS", "Botchan", "ConllSample", "Digits", "FashionMnistLocal", "Fortunes",
-           "GettextTranslations"]
+           "GettextTranslations", "SquadSample"]
