@@ -165,6 +165,16 @@ def info(name, *, data_dir=None, source=None):
     return _standard_builder(name, data_dir).info
 
 
+def evaluation_split(name):
+    """The split to report figures on: `test`, else `validation` (SQuAD's), else `dev`."""
+    splits = info(name).splits
+    for split in ("test", "validation", "dev"):
+        if split in splits:
+            return split
+    raise ValueError(f"{name} has no test, validation or dev split (its splits: "
+                     f"{', '.join(sorted(splits))}): pass --split.")
+
+
 def _is_local(name):
     return name.split("/")[0] in BUILDERS
 

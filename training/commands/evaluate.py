@@ -6,16 +6,17 @@ HELP = "evaluate a run on a dataset split (default: its dataset's test split)"
 def add_arguments(parser):
     parser.add_argument("run", help="a run folder (kt train --out)")
     parser.add_argument("--dataset", help="default: the run's dataset")
-    parser.add_argument("--split", default="test", help="default: test")
+    parser.add_argument("--split", help="default: test (validation where there is none)")
     parser.add_argument("--batch-size", type=int, default=64)
 
 
 def run(args):
-    from training import evaluate, runs
+    from training import datasets, evaluate, runs
 
     config = runs.read_config(args.run)
     dataset = args.dataset or config["dataset"]
     model = runs.load_model(args.run)
+    args.split = args.split or datasets.evaluation_split(dataset)
     scores = evaluate.evaluate(model, dataset, args.split, args.batch_size)
     results_path = runs.results_path(args.run)
     results = runs.read_results(args.run)

@@ -18,7 +18,8 @@ def add_arguments(parser):
     parser.add_argument("run", help="a run folder (kt train --out), a .keras file or a checkpoint")
     parser.add_argument("--exports", help="the export folder (default: RUN/export)")
     parser.add_argument("--dataset", help="the examples' dataset (default: the run's)")
-    parser.add_argument("--split", default="test", help="the split (default: test)")
+    parser.add_argument("--split", help="the split (default: test; validation where there is "
+                        "none)")
     parser.add_argument("--examples", type=int, default=256, help="examples (default 256)")
 
 
@@ -42,7 +43,7 @@ def artifacts(folder):
 
 def run(args):
     import export
-    from training import pipelines, runs
+    from training import datasets, pipelines, runs
     from training.commands.export import export_folder
 
     model = runs.load_model(args.run)
@@ -52,7 +53,8 @@ def run(args):
         dataset = runs.read_config(args.run).get("dataset")
     if dataset is None:
         raise ValueError("which examples? pass --dataset NAME (the run records none).")
-    batch = next(iter(pipelines.pipeline(model, dataset, f"{args.split}[:{args.examples}]",
+    split = args.split or datasets.evaluation_split(dataset)
+    batch = next(iter(pipelines.pipeline(model, dataset, f"{split}[:{args.examples}]",
                                          batch_size=args.examples, training=False)))
     x = batch[0]
     inputs = {k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy()
