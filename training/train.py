@@ -231,7 +231,8 @@ def train(settings, overwrite=False, verbose=1):
         train_data = pipelines.pipeline(model, settings.dataset, train_split,
                                         settings.batch_size, drop_remainder=True,
                                         seed=settings.seed)
-        steps = settings.steps_per_epoch or batch_count(train_data)
+        train_data = with_cardinality(train_data)
+        steps = settings.steps_per_epoch or int(train_data.cardinality())
         if steps <= 0:
             raise ValueError(f"The split {train_split!r} of {settings.dataset!r} has fewer than "
                              f"batch_size={settings.batch_size} examples: lower --batch-size.")
@@ -276,13 +277,14 @@ def train(settings, overwrite=False, verbose=1):
                        stopped_on_nan=nan_stop.stopped_at, initial=initial)
 
 
-def batch_count(data):
-    """The batches of an epoch: the dataset's cardinality, or counted once where tf.data
-    cannot know it (question answering: a context's window count depends on its length)."""
-    count = int(data.cardinality())
-    if count == int(tf.data.UNKNOWN_CARDINALITY):
-        count = int(data.reduce(0, lambda total, _: total + 1))
-    return count
+def with_cardinality(data):
+    """`data` with its batch count known: counted once where tf.data cannot know it
+    (question answering: a context's window count depends on its length). Keras restarts a
+    dataset each epoch only when it knows where the dataset ends."""
+    if int(data.cardinality()) != int(tf.data.UNKNOWN_CARDINALITY):
+        return data
+    count = int(data.reduce(0, lambda total, _: total + 1))
+    return data.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _prepare_folder(run_dir, settings, overwrite):

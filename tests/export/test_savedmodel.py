@@ -16,7 +16,7 @@ import tensorflow as tf
 import export
 from export import layout, savedmodel, warmup
 from export.report import run_saved_models
-from tests.export.models import CASES, TEXTS, build, case_id, keras_outputs, model_inputs
+from tests.export.models import EXPORT_CASES, TEXTS, build, case_id, keras_outputs, model_inputs
 
 # Every test here exports: most read the `exported` fixture (every family and task, about a
 # minute to write), the others write their own versions (10 s or more each).
@@ -28,7 +28,7 @@ def exported(tmp_path_factory):
     """Every family x task exported once: {case id: (model, version folder)}."""
     base = tmp_path_factory.mktemp("exports")
     found = {}
-    for case in CASES:
+    for case in EXPORT_CASES:
         model = build(*case)
         found[case_id(case)] = (model, export.saved_model(model, base))
     return found
@@ -48,7 +48,7 @@ def fresh_process_outputs(exported):
                                                                      strict=True)}
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("case", EXPORT_CASES, ids=case_id)
 def test_every_family_and_task_equals_keras_in_a_fresh_process(exported,
                                                                fresh_process_outputs, case):
     model, _ = exported[case_id(case)]
@@ -68,6 +68,7 @@ def test_layout_and_signatures_per_task(exported):
         "gpt-causal_lm": ["generate", "serving_default", "token_ids"],
         "t5-seq2seq_lm": ["generate", "serving_default", "token_ids"],
         "vit-classifier": ["pixels", "serving_default"],
+        "bert-question_answering": ["answer", "serving_default", "token_ids"],
     }
     _, path = exported["gpt-causal_lm"]
     assert warmup.signatures(path)["generate"]["max_new_tokens"] == (tf.int32, [])
@@ -75,7 +76,7 @@ def test_layout_and_signatures_per_task(exported):
     assert (path.parent.name, path.name) == ("bert_text_classifier", "1")
     assert warmup.signatures(path)["serving_default"] == {"text": (tf.string, [None])}
     config = (path.parent.parent / "models.config").read_text()
-    assert config.count("config {") == 8 and f'base_path: "{path.parent}"' in config
+    assert config.count("config {") == 9 and f'base_path: "{path.parent}"' in config
 
 
 def test_saved_model_cli_lists_the_signatures(exported):

@@ -6,7 +6,7 @@ import pytest
 
 import export
 from export.litert import fixed_lengths, run_tflite
-from tests.export.models import CASES, SEQUENCE_LENGTH, build, case_id, keras_outputs, model_inputs
+from tests.export.models import EXPORT_CASES, SEQUENCE_LENGTH, build, case_id, keras_outputs, model_inputs
 
 # float32 TFLite against Keras: 1e-5, except T5, whose logits are not scaled down (tied
 # head times hidden_dim ** -0.5 only in v1.0) and pass through more sums in another order
@@ -15,7 +15,7 @@ FLOAT_BOUNDS = {"t5-seq2seq_lm": 5e-5}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("case", EXPORT_CASES, ids=case_id)
 def test_every_family_and_task_float32_equals_keras(case, tmp_path):
     model = build(*case)
     assert fixed_lengths(model)[0] in (SEQUENCE_LENGTH, None)
