@@ -279,3 +279,36 @@ def test_an_export_killed_mid_write_leaves_no_version_folder(tmp_path):
     # The next export removes the dead one's temporary folder and writes version 1.
     path = export.saved_model(build("vit", "classifier", {"num_classes": 2}), tmp_path, "m")
     assert path.name == "1" and [p.name for p in model_dir.iterdir()] == ["1"]
+
+
+# (question, context): an ordinary pair, an empty question, an empty context, a context of
+# 100,000 characters with its answer at the end, and bytes that are not UTF-8.
+QA_PAIRS = [(b"the quick fox", b"the quick brown fox jumps over the lazy dog."),
+            (b"", b"north wind"), (b"a b", b""), (b"dog", b"the " * 24_998 + b"lazy dog"),
+            (b"fox \xff", b"\xff\xfe not utf-8 \xc3\x28 fox")]
+
+
+def test_answer_signature_equals_keras_answers_in_a_fresh_process(exported):
+    model, path = exported["bert-question_answering"]
+    questions, contexts = (np.array(column, object) for column in zip(*QA_PAIRS, strict=True))
+    assert len(contexts[3]) == 100_000
+    (served, _), = run_saved_models([(path, "answer", {"question": questions,
+                                                       "context": contexts})])
+    expected = model.answer(list(questions), list(contexts))
+    assert served["start"].tolist() == [a["start"] for a in expected]
+    assert served["end"].tolist() == [a["end"] for a in expected]
+    np.testing.assert_allclose(served["score"], [a["score"] for a in expected], atol=1e-6)
+    for answer, context, start, end in zip(served["answer"], contexts, served["start"],
+                                           served["end"], strict=True):
+        assert answer == (context[start:end] if start >= 0 else b"")
+        assert 0 <= start < end <= len(context) or start == end == -1
+    assert served["start"][2] == -1  # no context, no answer
+
+
+def test_answer_signature_rejects_unequal_counts_and_answers_an_empty_batch(exported, signature):
+    _, path = exported["bert-question_answering"]
+    answer = signature(path, "answer")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="as many questions as contexts"):
+        answer(question=tf.constant(["a", "b"]), context=tf.constant(["c"]))
+    empty = answer(question=tf.constant([], tf.string), context=tf.constant([], tf.string))
+    assert all(value.shape[0] == 0 for value in empty.values())
