@@ -33,6 +33,7 @@ RUNS = {
                       "--split", "train[:300]", *TEXT],
     "t5-seq2seq_lm": ["t5", "--dataset", "gettext_translations/de", "--split", "train[:300]",
                       "--validation-split", "test[:16]", *TEXT],
+    "bert-question_answering": ["bert", "--dataset", "squad_sample/v2.0", *TEXT],
 }
 
 
@@ -85,6 +86,35 @@ def test_evaluate_reports_the_task_figures(trained, capsys):
     results = json.loads((out / "results.json").read_text())
     scores = results["conll_sample:test"]
     assert 0.0 <= scores["entity_f1"] <= 1.0 and 0.0 <= scores["accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_question_answering_from_train_to_evaluate_export_verify_and_attention(trained, capsys):
+    from training import evaluate
+
+    out, _ = trained("bert-question_answering")
+    model = runs.load_model(out)
+    assert model.allow_no_answer  # squad 2.0 has unanswerable questions
+    assert kt("evaluate", out) == 0
+    scores = json.loads((out / "results.json").read_text())["squad_sample/v2.0:validation"]
+    baseline = evaluate.first_sentence_baseline("squad_sample/v2.0", "validation")
+    assert scores["first_sentence_f1"] == baseline["f1"] < 10
+    assert scores["total"] == 59 and scores["no_answer_total"] == 12
+    for key in ("exact_match", "f1", "has_answer_f1", "no_answer_f1"):
+        assert 0.0 <= scores[key] <= 100.0
+    assert 0.0 <= scores["no_answer_accuracy"] <= 1.0
+
+    assert kt("export", out, "--to", "savedmodel,tflite") == 0
+    assert kt("verify", out, "--examples", "8") == 0
+    report = json.loads((out / "export" / "verify.json").read_text())
+    assert [c["kind"] for c in report["checks"]] == ["savedmodel", "tflite"]
+    assert all(c["max_abs_diff"] < 1e-5 for c in report["checks"])
+    assert kt("attention", out, "--text", "Who wrote it?", "--context", "Ada wrote it.",
+              "--layer", "-1", "--out", out / "attention") == 0
+    assert sorted(p.name for p in (out / "attention").glob("*.png"))
+    capsys.readouterr()
+    assert kt("attention", out, "--text", "Who wrote it?", "--out", out / "a") == 2
+    assert "--context" in capsys.readouterr().err
 
 
 @pytest.mark.slow
