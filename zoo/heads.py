@@ -192,8 +192,8 @@ class QuestionAnswering(Task):
             logits = self.predict({k: v.numpy() for k, v in inputs.items()},
                                   batch_size=batch_size, verbose=0)
             found = best_answers(logits, windows, self.max_answer_length, self.allow_no_answer)
-            for answer, start, end, score in zip(*(found[k].numpy() for k in
-                                                   ("answer", "start", "end", "score"))):
+            columns = (found[k].numpy() for k in ("answer", "start", "end", "score"))
+            for answer, start, end, score in zip(*columns, strict=True):
                 answers.append({"answer": answer.decode("utf-8", "replace"),
                                 "start": int(start), "end": int(end), "score": float(score)})
         return answers[0] if single else answers

@@ -6,7 +6,14 @@ import pytest
 
 import export
 from export.litert import fixed_lengths, run_tflite
-from tests.export.models import EXPORT_CASES, SEQUENCE_LENGTH, build, case_id, keras_outputs, model_inputs
+from tests.export.models import (
+    EXPORT_CASES,
+    SEQUENCE_LENGTH,
+    build,
+    case_id,
+    keras_outputs,
+    model_inputs,
+)
 
 # float32 TFLite against Keras: 1e-5, except T5, whose logits are not scaled down (tied
 # head times hidden_dim ** -0.5 only in v1.0) and pass through more sums in another order

@@ -52,6 +52,7 @@ CASES = [
     ("gpt", "causal_lm", {}, "sentencepiece", "botchan/lines", "train[:48]", 32),
     ("t5", "seq2seq_lm", {}, "sentencepiece", "gettext_translations/de", "train[:48]", 16),
     ("vit", "classifier", {"num_classes": 10}, None, "fashion_mnist_local", "train[:48]", None),
+    ("bert", "question_answering", {}, "wordpiece", "squad_sample/v2.0", "train[:24]", 64),
 ]
 
 
@@ -73,6 +74,9 @@ def test_every_task_trains_on_its_pipeline(name, task, kwargs, tokenizer, data, 
         labels, weights = batch[1].numpy(), batch[2].numpy()
         assert labels.dtype == np.int32 and (labels[:, 0] == IGNORE_LABEL).all()
         np.testing.assert_array_equal(weights, labels != IGNORE_LABEL)
+    if task == "question_answering":  # (start, end) per window; a window per 64 tokens
+        positions = batch[1].numpy()
+        assert positions.shape == (BATCH, 2) and (positions[:, 0] <= positions[:, 1]).all()
     model.compile(jit_compile=False, run_eagerly=True)  # 3 steps: tracing would cost more
     history = model.fit(batches, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"]).all()
@@ -194,3 +198,22 @@ def test_features_and_tuples(wordpiece):
     (x1, y1), (x2, y2) = next(iter(by_feature)), next(iter(supervised))
     np.testing.assert_array_equal(x1["token_ids"], x2["token_ids"])
     np.testing.assert_array_equal(y1, y2)
+
+
+
+@pytest.mark.slow
+def test_question_answering_windows_outnumber_questions_and_unanswerable_ones_point_at_cls(
+        wordpiece):
+    model = build("bert", "question_answering", wordpiece)
+    data = datasets.load("squad_sample/v2.0", "validation")
+
+    def labels(dataset):
+        batches = pipeline(model, dataset, None, 16, sequence_length=128, tokenizer=wordpiece,
+                           shuffle=False)
+        return np.concatenate([y.numpy() for _, y in batches])
+
+    answerable = labels(data.filter(lambda e: not e["is_impossible"]))
+    impossible = labels(data.filter(lambda e: e["is_impossible"]))
+    assert len(answerable) + len(impossible) > 59  # long contexts give several windows
+    assert (answerable[:, 0] > 0).sum() >= 47  # each answerable question has its window
+    assert len(impossible) >= 12 and not impossible.any()  # all at [CLS]

@@ -19,11 +19,13 @@ def tokenizer():
 @pytest.mark.parametrize("fast", [False, True])
 def test_offsets_point_into_the_original_text(fast):
     tokenizer = WordPieceTokenizer(VOCAB, fast=fast)
-    texts = ["Café in ZÜRICH costs 5€, naïve Σίσυφος — ok.", "Ｆｕｌｌ width ﬁ", b"bad \xff\xfe bytes"]
+    texts = ["Café in ZÜRICH costs 5€, naïve Σίσυφος — ok.", "Ｆｕｌｌ width ﬁ",
+             b"bad \xff\xfe bytes"]
     ids, starts, ends = tokenizer.tokenize_with_offsets(texts)
     assert ids.to_list() == tokenizer(texts).to_list()  # the same ids as plain tokenizing
-    pieces = [[texts[r].encode() if isinstance(texts[r], str) else texts[r]][0][s:e]
-              for r in range(3) for s, e in zip(starts[r].numpy(), ends[r].numpy())]
+    raw = [t.encode() if isinstance(t, str) else t for t in texts]
+    pieces = [raw[r][s:e] for r in range(3)
+              for s, e in zip(starts[r].numpy(), ends[r].numpy(), strict=True)]
     assert [p.decode("utf-8", "replace") for p in pieces[:9]] == [
         "Café", "in", "ZÜRICH", "costs", "5", "€", ",", "naïve", "Σ"]
     assert pieces[18:21] == ["Ｆｕｌｌ".encode(), b"width", "ﬁ".encode()]
@@ -59,7 +61,7 @@ def test_long_contexts_are_cut_into_windows_that_overlap_by_the_stride(tokenizer
         context = inputs["token_ids"].numpy()[row][(segment == 1) & (mask == 1)][:-1]
         assert context.tolist() == context_ids[row * step:row * step + room]
         seen.append(context.tolist())
-    assert all(a[-6:] == b[:6] for a, b in zip(seen, seen[1:]) if len(b) >= 6)
+    assert all(a[-6:] == b[:6] for a, b in zip(seen, seen[1:], strict=False) if len(b) >= 6)
     assert sum(len(s) for s in seen) - 6 * (count - 1) == len(context_ids)
 
 
@@ -84,6 +86,7 @@ def test_answer_positions_per_window_and_characters_to_bytes(tokenizer):
     assert not none.numpy().any()
 
 
+@pytest.mark.slow
 def test_every_labelled_span_of_the_squad_sample_is_its_answer(tokenizer):
     from training import datasets
     from training.pipelines import first_answer
