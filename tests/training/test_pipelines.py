@@ -217,3 +217,17 @@ def test_question_answering_windows_outnumber_questions_and_unanswerable_ones_po
     assert len(answerable) + len(impossible) > 59  # long contexts give several windows
     assert (answerable[:, 0] > 0).sum() >= 47  # each answerable question has its window
     assert len(impossible) >= 12 and not impossible.any()  # all at [CLS]
+
+
+@pytest.mark.slow
+def test_tfds_squad_feeds_question_answering_through_the_same_pipeline(wordpiece):
+    import tensorflow_datasets as tfds
+
+    model = build("bert", "question_answering", wordpiece)
+    with tfds.testing.mock_data(num_examples=6):
+        data = datasets.load("squad/v2.0", "train", download=True)
+        batches = list(pipeline(model, data, None, 4, sequence_length=32, tokenizer=wordpiece,
+                                shuffle=False))
+    assert sum(len(y) for _, y in batches) >= 6
+    assert {tuple(x["token_ids"].shape[1:]) for x, _ in batches} == {(32,)}
+    assert all(y.shape[1:] == (2,) and y.dtype == tf.int32 for _, y in batches)
