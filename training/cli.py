@@ -6,6 +6,7 @@
     kt export runs/vit --to savedmodel,tflite
     kt verify runs/vit
     kt generate runs/gpt --prompt "Once upon a time"
+    kt answer runs/qa --question "Who wrote it?" --context "Ada wrote it."
     kt attention runs/vit --image shoe.png
 
 Each command module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`
@@ -18,7 +19,16 @@ import argparse
 import os
 import sys
 
-from training.commands import attention, evaluate, export, generate, models, train, verify
+from training.commands import (
+    answer,
+    attention,
+    evaluate,
+    export,
+    generate,
+    models,
+    train,
+    verify,
+)
 
 # The one table of subcommands: name -> its module under training/commands/ (each imports
 # TensorFlow and the zoo only when it runs, so `kt --help` is quick).
@@ -29,6 +39,7 @@ COMMANDS = {
     "export": export,
     "verify": verify,
     "generate": generate,
+    "answer": answer,
     "attention": attention,
 }
 

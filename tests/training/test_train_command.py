@@ -116,6 +116,13 @@ def test_question_answering_from_train_to_evaluate_export_verify_and_attention(t
     assert kt("attention", out, "--text", "Who wrote it?", "--out", out / "a") == 2
     assert "--context" in capsys.readouterr().err
 
+    context = "Ada wrote the first program in 1843 in London."
+    assert kt("answer", out, "--question", "When?", "--context", context, "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == model.answer("When?", context)
+    assert kt("answer", out, "--question", "When?", "--context-file", out / "none.txt") == 2
+    assert "does not exist" in capsys.readouterr().err
+
 
 @pytest.mark.slow
 def test_a_finished_run_is_not_trained_again(trained, capsys):
@@ -169,6 +176,13 @@ def test_nan_loss_stops_with_a_message_and_keeps_no_bad_model(tmp_path, capsys):
     assert "the loss became NaN at epoch 1" in captured.err
     assert not (out / "model.keras").exists()
     assert not (out / "checkpoints" / "last.keras").exists()  # no finite epoch to keep
+
+
+@pytest.mark.slow
+def test_answer_refuses_a_model_of_another_task(trained, capsys):
+    out, _ = trained("bert-token_classifier")
+    assert kt("answer", out, "--question", "q", "--context", "c") == 2
+    assert "not a question answering model" in capsys.readouterr().err
 
 
 def test_evaluate_needs_a_run_folder(tmp_path, capsys):
