@@ -12,7 +12,8 @@ from zoo.catalog import markdown_table
 def test_names_sizes_and_tasks():
     assert zoo.names() == ["bert", "gpt", "t5", "vit"]
     assert zoo.sizes("bert") == ["base", "large", "mini", "tiny"]
-    assert zoo.tasks("bert") == ["classifier", "masked_lm", "token_classifier"]
+    assert zoo.tasks("bert") == ["classifier", "masked_lm", "question_answering",
+                                 "token_classifier"]
     assert zoo.task_arguments("bert", "classifier") == ["num_classes", "pooling", "dropout"]
 
 
