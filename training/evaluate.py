@@ -59,9 +59,7 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
     if task == "seq2seq_lm":
         scores["bleu"] = translation_bleu(model, dataset, split, max_translations, batch_size)
     if task == "question_answering":
-        scores.update(squad_evaluation(model, dataset, split, batch_size))
-        baseline = first_sentence_baseline(dataset, split)
-        scores.update({f"first_sentence_{k}": baseline[k] for k in ("exact_match", "f1")})
+        scores.update(squad_evaluation(model, *squad_questions(dataset, split), batch_size))
     return scores
 
 
@@ -136,13 +134,16 @@ def squad_questions(dataset, split):
     return questions, contexts, golds
 
 
-def squad_evaluation(model, dataset, split, batch_size):
-    """SQuAD's scores of a question answering model's answers on a split."""
+def squad_evaluation(model, questions, contexts, golds, batch_size):
+    """SQuAD's scores of a question answering model's answers, and those of answering with
+    each context's first sentence (`first_sentence_exact_match`, `first_sentence_f1`)."""
     from training.metrics import squad_scores
 
-    questions, contexts, golds = squad_questions(dataset, split)
     answers = model.answer(questions, contexts, batch_size=batch_size)
-    return squad_scores([a["answer"] for a in answers], golds)
+    scores = squad_scores([a["answer"] for a in answers], golds)
+    baseline = squad_scores([first_sentence(c) for c in contexts], golds)
+    scores.update({f"first_sentence_{k}": baseline[k] for k in ("exact_match", "f1")})
+    return scores
 
 
 def first_sentence(text):

@@ -142,8 +142,8 @@ class QuestionAnsweringPreprocessor(TextPreprocessor):
         if not isinstance(x, (tuple, list)) or len(x) != 2:
             raise ValueError("QuestionAnsweringPreprocessor takes (question, context) pairs: a "
                              "tuple of two strings or of two batches of strings.")
-        (questions, scalar), (contexts, _) = as_strings(x[0]), as_strings(x[1])
-        del scalar  # one pair gives a batch of windows all the same
+        # One pair gives a batch of windows all the same: whether it came alone is not kept.
+        (questions, _), (contexts, _) = as_strings(x[0]), as_strings(x[1])
         checked = tf.debugging.assert_equal(
             tf.size(questions), tf.size(contexts),
             message="QuestionAnsweringPreprocessor: give as many questions as contexts")

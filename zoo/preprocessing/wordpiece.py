@@ -57,8 +57,11 @@ class WordPieceTokenizer(Tokenizer):
         self._id_to_token_table = hash_table(
             ids, self._vocab.tokens, unknown_token, tf.int64, tf.string
         )
+        # The fast tokenizer's normalizer, and the one `tokenize_with_offsets` maps offsets
+        # back through (BertTokenizer's own offsets point into its case-folded,
+        # accent-stripped copy of the text).
+        self._normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=lowercase)
         if fast:
-            self._normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=lowercase)
             self._wordpiece = tf_text.FastWordpieceTokenizer(
                 vocab=self._vocab.tokens,
                 suffix_indicator="##",
@@ -81,12 +84,7 @@ class WordPieceTokenizer(Tokenizer):
                 lower_case=lowercase,
                 token_out_type=tf.int64,
             )
-        # For offsets into the original text: normalize with an offsets map, split the
-        # normalized text, and map the offsets back (BertTokenizer's own offsets point into
-        # its case-folded, accent-stripped copy).
-        self._offsets_normalizer = tf_text.FastBertNormalizer(
-            lower_case_nfd_strip_accents=lowercase)
-        if not fast:
+        if not fast:  # splits text `_normalizer` has normalized, keeping offsets
             self._split_normalized = tf_text.BertTokenizer(
                 self._token_to_id_table, suffix_indicator="##", unknown_token=unknown_token,
                 lower_case=False, token_out_type=tf.int64,
@@ -113,7 +111,7 @@ class WordPieceTokenizer(Tokenizer):
         ([[7668, 8740, 21110, 2102]], [[0, 6, 9, 12]], [[5, 8, 12, 13]])
         """
         strings = tf.convert_to_tensor(strings, tf.string)
-        normalized, offsets_map = self._offsets_normalizer.normalize_with_offsets(strings)
+        normalized, offsets_map = self._normalizer.normalize_with_offsets(strings)
         if self.fast:
             ids, starts, ends = self._wordpiece.tokenize_with_offsets(normalized)
         else:
