@@ -180,6 +180,16 @@ def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
     return dataset.prefetch(AUTOTUNE)
 
 
+def with_cardinality(data):
+    """`data` with its batch count known: counted once where tf.data cannot know it
+    (question answering: a context's window count depends on its length). Keras restarts a
+    dataset each epoch only when it knows where the dataset ends."""
+    if int(data.cardinality()) != int(tf.data.UNKNOWN_CARDINALITY):
+        return data
+    count = int(data.reduce(0, lambda total, _: total + 1))
+    return data.apply(tf.data.experimental.assert_cardinality(count))
+
+
 def _roles(preprocessor):
     """(required roles, optional roles) of a preprocessor's inputs."""
     if isinstance(preprocessor, Seq2SeqLMPreprocessor):

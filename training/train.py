@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 import zoo
 from training import callbacks as run_callbacks
@@ -231,7 +230,7 @@ def train(settings, overwrite=False, verbose=1):
         train_data = pipelines.pipeline(model, settings.dataset, train_split,
                                         settings.batch_size, drop_remainder=True,
                                         seed=settings.seed)
-        train_data = with_cardinality(train_data)
+        train_data = pipelines.with_cardinality(train_data)
         steps = settings.steps_per_epoch or int(train_data.cardinality())
         if steps <= 0:
             raise ValueError(f"The split {train_split!r} of {settings.dataset!r} has fewer than "
@@ -275,16 +274,6 @@ def train(settings, overwrite=False, verbose=1):
         atomic_write(run_dir / runs.MODEL, model.save)
     return TrainResult(run_dir, model, backup.resumed_from, trained, history, seconds,
                        stopped_on_nan=nan_stop.stopped_at, initial=initial)
-
-
-def with_cardinality(data):
-    """`data` with its batch count known: counted once where tf.data cannot know it
-    (question answering: a context's window count depends on its length). Keras restarts a
-    dataset each epoch only when it knows where the dataset ends."""
-    if int(data.cardinality()) != int(tf.data.UNKNOWN_CARDINALITY):
-        return data
-    count = int(data.reduce(0, lambda total, _: total + 1))
-    return data.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _prepare_folder(run_dir, settings, overwrite):
