@@ -29,7 +29,8 @@ def test_old_keras_files_load_with_their_preprocessor_and_outputs(case):
     inputs = stored(f"{name}/input/")
     x = inputs["images"] if "images" in inputs else inputs
     for key, value in models.keras_outputs(model, x).items():
-        np.testing.assert_allclose(value, OUTPUTS[f"{name}/{key}"], atol=1e-6)
+        # float32 sums in another order on another CPU: 1e-5, as the parity tests
+        np.testing.assert_allclose(value, OUTPUTS[f"{name}/{key}"], rtol=1e-5, atol=1e-5)
     if case[0] != "vit" and case[1] is not None:  # a backbone does not save one
         assert model.preprocessor.tokenizer.get_vocabulary() == models.VOCABULARY
         assert type(model.preprocessor).__module__.startswith("zoo.preprocessing.")

@@ -10,14 +10,14 @@
     kt attention runs/vit --image shoe.png
 
 Each command module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`
-(the exit status). Library code never prints; the commands do. A `ValueError` or
-`FileNotFoundError` from the library is a user error: it is printed as one line, with exit
-status 2, not as a traceback.
+(the exit status). Library code never prints; the commands do. Every error is printed as one
+line, `kt COMMAND: error: ...`, with exit status 2; `--verbose` adds the traceback.
 """
 
 import argparse
 import os
 import sys
+import traceback
 
 from training.commands import (
     answer,
@@ -45,31 +45,63 @@ COMMANDS = {
 
 
 def parser(commands=None):
-    """The argument parser of `kt`, with one subparser per command."""
+    """The argument parser of `kt`, with one subparser per command. `--verbose` goes before
+    or after the command."""
     commands = COMMANDS if commands is None else commands
     top = argparse.ArgumentParser(
         prog="kt", description="keras-transformers: build, train, export and inspect models."
     )
+    top.add_argument("--verbose", action="store_true",
+                     help="show tracebacks and TensorFlow's own logs")
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks and TensorFlow's own logs")
     subparsers = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in commands.items():
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP,
+                                    parents=[verbose])
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)
     return top
 
 
+# Errors that are the user's (a bad value, a missing or existing file): their message is
+# the whole story. Any other error is printed as its type and first line.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
+
+
 def main(argv=None):
-    """Entry point of the `kt` console script; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Entry point of the `kt` console script; returns the exit status: 0, 2 for an error
+    (one line on stderr; the traceback too with `--verbose`), 130 when interrupted."""
     args = parser().parse_args(argv)
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return args.handler(args) or 0
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"kt {args.command}: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"kt {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 (every error is reported, never a traceback)
+        if args.verbose:
+            traceback.print_exc()
+        print(f"kt {args.command}: error: {one_line(error, args.verbose)}", file=sys.stderr)
+        return 2
+
+
+def one_line(error, verbose=False):
+    """The message of `error` as one line: a user error's own words; for anything else its
+    type and first line, and how to see the rest."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        text = f"{error.filename}: {error.strerror}."
+    else:
+        text = str(error).strip()
+    if not isinstance(error, USER_ERRORS):
+        first = text.splitlines()[0] if text else ""
+        text = f"{type(error).__name__}: {first[:300]}"
+        if not verbose:
+            text += " (run with --verbose for the traceback)"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

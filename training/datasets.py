@@ -175,6 +175,13 @@ def evaluation_split(name):
                      f"{', '.join(sorted(splits))}): pass --split.")
 
 
+def check_split(name, split):
+    """Raise a `ValueError` listing the splits when `split` (TFDS syntax) is not one of the
+    project dataset `name`'s; standard TFDS names are checked when they load."""
+    if _is_local(name):
+        _check_split(name, info(name).splits, split)
+
+
 def _is_local(name):
     return name.split("/")[0] in BUILDERS
 

@@ -39,7 +39,10 @@ RESULTS = "results.json"
 def is_run(path):
     """Whether `path` is a run folder (it holds a run's config.json)."""
     path = Path(path)
-    return (path / CONFIG).is_file() and _read_json(path / CONFIG).get("kind") == "kt-run"
+    if not (path / CONFIG).is_file():
+        return False
+    config = _read_json(path / CONFIG)
+    return isinstance(config, dict) and config.get("kind") == "kt-run"
 
 
 def read_config(run):
@@ -48,7 +51,11 @@ def read_config(run):
     if not path.is_file():
         raise FileNotFoundError(f"{run} is not a run folder: it has no {CONFIG}. "
                                 "Make one with `kt train ... --out FOLDER`.")
-    return _read_json(path)
+    config = _read_json(path)
+    if not isinstance(config, dict) or config.get("kind") != "kt-run":
+        raise ValueError(f"{run} is not a run folder: its {CONFIG} is not one `kt train` "
+                         f"wrote (it holds a JSON {type(config).__name__}).")
+    return config
 
 
 def write_json(path, value):
@@ -79,7 +86,6 @@ def load_model(target, task=None, compile=False):
 
     Raises FileNotFoundError when `target` is none of these.
     """
-    import keras
 
     import zoo
 
@@ -87,7 +93,7 @@ def load_model(target, task=None, compile=False):
     if path.is_dir() and is_run(path):
         path = model_file(path)
     if path.suffix == ".keras" and path.is_file():
-        return keras.models.load_model(path, compile=compile)
+        return _load_keras_file(path, compile)
     if path.suffix == ".gguf" and path.is_file():
         return zoo.from_pretrained(path, task=task)
     if path.is_dir() and (path / "config.json").is_file():
@@ -96,6 +102,25 @@ def load_model(target, task=None, compile=False):
         f"{target} is not a model: give a run folder (from `kt train`), a .keras file, a "
         "Hugging Face folder (config.json + model.safetensors) or a .gguf file."
     )
+
+
+def _load_keras_file(path, compile):
+    """`keras.models.load_model`, with a truncated or corrupt file a one-line error that
+    points at the run's intact checkpoint when there is one."""
+    import zipfile
+
+    import keras
+
+    if not zipfile.is_zipfile(path):
+        run = path.parent
+        checkpoint = run / CHECKPOINTS / LAST_CHECKPOINT
+        way_out = (f"the last epoch's checkpoint {checkpoint} is intact: delete {path} and "
+                   f"the run uses it (or give that file to the command)"
+                   if path.name == MODEL and checkpoint.is_file() and zipfile.is_zipfile(
+                       checkpoint) else "save or train it again")
+        raise ValueError(f"{path} cannot be read: it is truncated or not a .keras file (a zip "
+                         f"archive); {way_out}.")
+    return keras.models.load_model(path, compile=compile)
 
 
 def results_path(run):

@@ -34,11 +34,8 @@ import keras
 
 import zoo
 from training import callbacks as run_callbacks
-from training import datasets, distribute, pipelines, recipes, runs
+from training import checks, datasets, distribute, pipelines, recipes, runs
 from zoo.files import atomic_write, write_text
-
-# What each role set of pipelines.FEATURES can feed.
-LM_TASKS = ("causal_lm", "masked_lm")
 
 
 @dataclass(frozen=True)
@@ -125,56 +122,6 @@ class TrainResult:
     initial: dict | None = None
 
 
-def tasks_for(dataset):
-    """The tasks a dataset can feed, in order of preference."""
-    roles = pipelines.roles_of(dataset)
-    if roles is None:
-        raise ValueError(f"Unknown dataset {dataset!r}. Datasets: {sorted(pipelines.FEATURES)}.")
-    if "source" in roles:
-        return ["seq2seq_lm"]
-    if "question" in roles:
-        return ["question_answering"]
-    if "image" in roles:
-        return ["classifier"]
-    if "label" in roles:
-        label = datasets.info(dataset).features[roles["label"]]
-        if hasattr(label, "feature"):  # a label per word
-            return ["token_classifier"]
-        return ["classifier", *LM_TASKS]
-    return list(LM_TASKS)
-
-
-def datasets_for(task):
-    """The project's offline datasets that feed `task` (for error messages)."""
-    fits = []
-    for name in datasets.names(offline=True):
-        try:
-            if task in tasks_for(name):
-                fits.append(name)
-        except (ValueError, FileNotFoundError):
-            continue
-    return fits
-
-
-def resolve_task(model, task, dataset):
-    """The task to train: `task` checked against the model and the dataset, or the first
-    task of the dataset that the model has."""
-    family_tasks = zoo.tasks(model)
-    feeds = tasks_for(dataset)
-    if task is None:
-        common = [t for t in feeds if t in family_tasks]
-        if not common:
-            raise ValueError(f"{model!r} has the tasks {family_tasks}, and {dataset!r} feeds "
-                             f"{feeds}: none in common. Pick another model or dataset.")
-        return common[0]
-    if task not in family_tasks:
-        raise ValueError(f"Unknown task {task!r} for {model!r}. Tasks: {family_tasks}.")
-    if task not in feeds:
-        raise ValueError(f"Dataset {dataset!r} cannot feed the task {task!r}: it feeds {feeds}. "
-                         f"Datasets for {task}: {datasets_for(task)}.")
-    return task
-
-
 def resume_epoch(run_dir):
     """The epoch an interrupted run would resume after (0 when there is nothing to resume)."""
     return _backup_epoch(Path(run_dir) / runs.BACKUP)
@@ -210,7 +157,7 @@ def train(settings, overwrite=False, verbose=1):
     that cannot feed the task) and FileExistsError for a folder holding another run.
     """
     run_dir = Path(settings.out)
-    task = resolve_task(settings.model, settings.task, settings.dataset)
+    task = checks.check_settings(settings)  # before anything is written
     settings = dataclasses.replace(settings, task=task)
     if _prepare_folder(run_dir, settings, overwrite):
         model = runs.load_model(run_dir)

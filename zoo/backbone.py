@@ -3,9 +3,10 @@
 import keras
 
 from zoo.config import from_dict, to_dict
+from zoo.validation import ValidatedCall
 
 
-class Backbone(keras.Model):
+class Backbone(ValidatedCall, keras.Model):
     """A family's network without a task head, built from its frozen `Config` dataclass.
 
     Subclasses set `family_name` (as in `zoo.build(name)`) and `config_class`, build their

@@ -32,7 +32,7 @@ def check_positive(config, *names):
     """Raise a `ValueError` naming each field of `names` that is not a positive int."""
     for name in names:
         value = getattr(config, name)
-        if not isinstance(value, int) or value <= 0:
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(
                 f"{type(config).__name__}.{name} must be a positive int, got {value!r}."
             )

@@ -55,6 +55,9 @@ def pool(outputs, inputs, pooling):
 
 def classification_logits(features, num_classes, dropout, dtype):
     """Dropout, then a dense layer named `logits`: the output of every classification head."""
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int (the number of labels), got "
+                         f"{num_classes!r}.")
     features = Dropout(dropout, dtype=dtype)(features)
     return keras.layers.Dense(
         num_classes, kernel_initializer=truncated_normal(),

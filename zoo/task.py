@@ -5,8 +5,10 @@ import math
 import keras
 import numpy as np
 
+from zoo.validation import ValidatedCall, check_inputs
 
-class Task(keras.Model):
+
+class Task(ValidatedCall, keras.Model):
     """A functional `keras.Model` made of `backbone` and a head.
 
     Subclasses set `task_name` (as in `zoo.build(name, task=...)`), build the graph in
@@ -21,6 +23,9 @@ class Task(keras.Model):
 
     `compile()` with no arguments picks the task's loss and metrics, AdamW, and
     `jit_compile=True` (Keras' "auto" turns XLA off on CPU machines).
+
+    Calls and `predict` with concrete values reject ids outside the vocabulary, segments or
+    positions first (`zoo.validation`): a bad id otherwise reads some other row.
     """
 
     task_name = None
@@ -66,6 +71,7 @@ class Task(keras.Model):
         of arrays) without `steps` or `callbacks` go batch by batch through the same compiled
         predict function instead; anything else goes to Keras unchanged.
         """
+        check_inputs(self, x)
         leaves = keras.tree.flatten(x)
         in_memory = leaves and all(
             isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf" and leaf.ndim

@@ -156,8 +156,10 @@ def test_another_run_in_the_folder_is_refused_unless_overwrite(trained, tmp_path
     (["bert", "--dataset", "botchan/lines", "--task", "classifier"],
      "Dataset 'botchan/lines' cannot feed the task 'classifier': it feeds ['causal_lm', "
      "'masked_lm']. Datasets for classifier: ["),
-    (["t5", "--dataset", "digits"], "'t5' has the tasks ['seq2seq_lm'], and 'digits' feeds "
-     "['classifier']: none in common"),
+    (["t5", "--dataset", "fortunes"], "'t5' has the tasks ['seq2seq_lm'], and 'fortunes' "
+     "feeds ['classifier', 'causal_lm', 'masked_lm']: none in common"),
+    (["t5", "--dataset", "digits"], "'digits' holds images and 't5' reads text: train vit on "
+     "it, or t5 on --dataset botchan/chapters, "),
     (["vit", "--dataset", "digits", "--set", "num_layers"], "--set takes FIELD=VALUE"),
 ])
 def test_bad_input_names_the_problem_and_what_fits(arguments, message, tmp_path, capsys):

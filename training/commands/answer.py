@@ -24,8 +24,13 @@ def add_arguments(parser):
 
 
 def run(args):
-    from training import runs
+    from training import checks, runs
 
+    checks.not_empty("--question", args.question)
+    if args.context is not None:
+        checks.not_empty("--context", args.context)
+    else:
+        checks.existing("--context-file", args.context_file)
     model = runs.load_model(args.target)
     if getattr(model, "task_name", None) != "question_answering":
         raise ValueError(f"{args.target} is a {type(model).__name__}, not a question answering "

@@ -44,10 +44,12 @@ def add_arguments(parser):
 
 
 def run(args):
-    from training import runs
+    from training import checks, runs
     from zoo.attention_maps import attention_maps, check_layer, layer_count
     from zoo.attention_plots import DPI
 
+    checks.writable_folder("--out", args.out)
+    checks.existing("--image", args.image)
     model = runs.load_model(args.model)
     if args.image is not None:
         inputs, labels = image_inputs(model, args.image)

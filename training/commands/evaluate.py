@@ -11,10 +11,16 @@ def add_arguments(parser):
 
 
 def run(args):
-    from training import datasets, evaluate, runs
+    from training import checks, datasets, evaluate, pipelines, runs
 
+    checks.at_least("--batch-size", args.batch_size)
     config = runs.read_config(args.run)
     dataset = args.dataset or config["dataset"]
+    if pipelines.roles_of(dataset) is None:
+        raise ValueError(f"--dataset: unknown dataset {dataset!r}. Datasets: "
+                         f"{', '.join(sorted(pipelines.FEATURES))}.")
+    if args.split:
+        datasets.check_split(dataset, args.split)
     model = runs.load_model(args.run)
     args.split = args.split or datasets.evaluation_split(dataset)
     scores = evaluate.evaluate(model, dataset, args.split, args.batch_size)

@@ -59,13 +59,18 @@ def calibration_data(model, run, dataset, examples):
 
 def run(args):
     import export
+    from export.layout import check_name
     from export.savedmodel import default_name
-    from training import runs
+    from training import checks, runs
 
     formats = parse_list(args.to, FORMATS, "format")
     variants = parse_list(args.quantize, QUANTIZE, "quantization")
+    checks.at_least("--version", args.version)
+    checks.at_least("--calibration-examples", args.calibration_examples)
+    if args.name is not None:
+        check_name(args.name)
+    folder = checks.writable_folder("--out", export_folder(args.run, args.out))
     model = runs.load_model(args.run)
-    folder = export_folder(args.run, args.out)
     name = args.name or default_name(model)
     if "savedmodel" in formats:
         path = export.saved_model(model, folder / "savedmodel", name=name, version=args.version,

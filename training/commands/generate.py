@@ -21,10 +21,15 @@ def add_arguments(parser):
 
 
 def run(args):
-    from training import runs
+    from training import checks, runs
     from zoo import generation
 
+    checks.at_least("--max-new-tokens", args.max_new_tokens)
+    checks.not_empty("--prompt", args.prompt)
     model = runs.load_model(args.target)
+    if not hasattr(model, "generate"):
+        raise ValueError(f"{args.target} is a {type(model).__name__}, which cannot generate: "
+                         "give a causal_lm or seq2seq_lm model (kt models lists them).")
     if getattr(model, "preprocessor", None) is None:
         raise ValueError(f"{args.target} has no tokenizer to read the prompt with: give a run "
                          "or checkpoint that carries one.")

@@ -43,11 +43,16 @@ def artifacts(folder):
 
 def run(args):
     import export
-    from training import datasets, pipelines, runs
+    from training import checks, datasets, pipelines, runs
     from training.commands.export import export_folder
 
-    model = runs.load_model(args.run)
+    checks.at_least("--examples", args.examples)
+    if not Path(args.run).exists():
+        raise FileNotFoundError(f"{args.run} does not exist: give a run folder, a .keras file "
+                                "or a checkpoint.")
     folder = export_folder(args.run, args.exports)
+    found = artifacts(folder)
+    model = runs.load_model(args.run)
     dataset = args.dataset
     if dataset is None and runs.is_run(args.run):
         dataset = runs.read_config(args.run).get("dataset")
@@ -58,7 +63,7 @@ def run(args):
                                          batch_size=args.examples, training=False)))
     x = batch[0]
     inputs = {k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy()
-    report = export.verify(model, artifacts(folder), inputs)
+    report = export.verify(model, found, inputs)
     print(report)
     (folder / "verify.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return 0

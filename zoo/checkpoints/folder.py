@@ -18,6 +18,9 @@ def read_folder(path):
     from safetensors.numpy import load_file
 
     folder = Path(path)
+    if not folder.exists():
+        raise CheckpointError(f"{folder} does not exist. Pass a folder in Hugging Face layout "
+                              "(config.json + model.safetensors) or a .gguf file.")
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder. Pass a folder in Hugging Face layout "
                               "(config.json + model.safetensors) or a .gguf file.")
@@ -25,6 +28,7 @@ def read_folder(path):
     if not config_file.exists():
         raise CheckpointError(f"{folder} has no config.json: it is not a Hugging Face model "
                               "folder, or the file was not downloaded.")
+    config = read_config(config_file)
     weight_files = sorted(folder.glob("*.safetensors"))
     if not weight_files:
         pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
@@ -36,10 +40,6 @@ def read_folder(path):
                 "save_pretrained(folder, safe_serialization=True)`."
             )
         raise CheckpointError(f"{folder} has no model.safetensors: download the weights too.")
-    try:
-        config = json.loads(config_file.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{config_file} is not valid JSON ({error}).") from None
     tensors = {}
     for file in weight_files:
         try:
@@ -50,5 +50,17 @@ def read_folder(path):
             ) from None
     tensors = {k: v for k, v in tensors.items() if not k.endswith(BUFFER_SUFFIXES)}
     return config, tensors
+
+
+def read_config(config_file):
+    """A checkpoint's config.json, which must hold a JSON object."""
+    try:
+        config = json.loads(Path(config_file).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{config_file} is not valid JSON ({error}).") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_file} holds a JSON {type(config).__name__}, not an "
+                              "object of model settings: download the checkpoint again.")
+    return config
 
 

@@ -142,7 +142,8 @@ def seq2seq_request(model, inputs):
 
 def check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
                     min_new_tokens, vocabulary_size, context):
-    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens <= 0:
+    if (not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool)
+            or max_new_tokens <= 0):
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}.")
     if context is not None and max_new_tokens >= context:
         raise ValueError(
@@ -159,7 +160,8 @@ def check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beam
         raise ValueError(f"top_k must be in [1, {vocabulary_size}], got {top_k!r}.")
     if sampler == "top_p" and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}.")
-    if sampler == "beam" and not 1 <= num_beams <= vocabulary_size:
+    if (not isinstance(num_beams, (int, np.integer)) or isinstance(num_beams, bool)
+            or not 1 <= num_beams <= vocabulary_size):
         raise ValueError(f"num_beams must be in [1, {vocabulary_size}], got {num_beams!r}.")
     if min_new_tokens < 0:
         raise ValueError(f"min_new_tokens must be >= 0, got {min_new_tokens!r}.")
