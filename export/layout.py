@@ -2,9 +2,16 @@
 
 TF Serving watches `<base_dir>/<name>/` and serves the highest numeric version folder. A
 version is written whole into a hidden temporary sibling (`.tmp-<version>-<pid>`, which TF
-Serving ignores: not a number) and renamed into place (`zoo.files.atomic_write`), so a crash
-or `kill -9` mid-export leaves no version folder, only a temporary one that the next export
-removes.
+Serving ignores: not a number) and moved into place by `zoo.files.atomic_write`. Whenever a
+crash or `kill -9` strikes an export:
+
+- a new version is missing or whole, never half-written;
+- a replaced version (`overwrite=True`) is, at every instant, the old one or the new one,
+  whole: the two folders are exchanged in one step (Linux). Where the filesystem cannot, the
+  old one is renamed aside to `.old-<version>-<pid>` for the instant between two renames,
+  and the next `write_version` or `versions` renames it back;
+- the next export removes the dead one's leftovers (`remove_stale_temporaries`), never the
+  only whole copy of a version.
 
 Example:
 
@@ -17,21 +24,25 @@ Example:
 ('1', 2)
 """
 
-import os
 import re
-import shutil
 from pathlib import Path
 
-from zoo.files import atomic_write
+from zoo.files import atomic_write, recover
 
 _TEMPORARY = re.compile(r"^\.(tmp|old)-(\d+)-(\d+)$")
 
 
 def versions(model_dir):
-    """The version numbers under `model_dir`, sorted; [] when it does not exist."""
+    """The version numbers under `model_dir`, sorted; [] when it does not exist.
+
+    A version whose replacement was killed between two renames is put back first; nothing
+    is removed (that is `remove_stale_temporaries`, which the next export calls).
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
+    for version in _interrupted(model_dir):
+        recover(model_dir / version, remove_leftovers=False)
     return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and p.is_dir())
 
 
@@ -78,20 +89,18 @@ def write_version(model_dir, version, write, overwrite=False):
 
 
 def remove_stale_temporaries(model_dir):
-    """Remove the temporary folders of exports whose process is gone (killed mid-export)."""
-    for path in Path(model_dir).iterdir():
-        match = _TEMPORARY.match(path.name)
-        if match and not _alive(int(match.group(3))):
-            shutil.rmtree(path, ignore_errors=True)
+    """Clear up after the exports under `model_dir` whose process is gone (killed mid-export).
+
+    A dead export's `.tmp-<version>-<pid>` folder is removed; its `.old-<version>-<pid>`
+    folder (the version it was replacing) is renamed back when `<version>` is missing, and
+    removed only when `<version>` is in place (`zoo.files.recover`).
+    """
+    model_dir = Path(model_dir)
+    for version in _interrupted(model_dir):
+        recover(model_dir / version)
 
 
-def _alive(pid):
-    if pid == os.getpid():
-        return False  # ours, left by an earlier failed call in this process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _interrupted(model_dir):
+    """The versions (folder names) with a `.tmp-` or `.old-` sibling under `model_dir`."""
+    return sorted({match.group(2) for path in model_dir.iterdir()
+                   if (match := _TEMPORARY.match(path.name))})
