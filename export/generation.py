@@ -11,8 +11,9 @@ an endpoint that tokenizes, runs `zoo.generation`'s loop and detokenizes, all in
              and padding_mask int32 [batch, max_new_tokens] (stop token included)
 
 Prompts are cut from the left to leave room for `max_new_tokens` in the fixed cache of
-`max_length` positions; an empty prompt fails with "empty prompt". Serving needs only
-TensorFlow and tensorflow-text (for the tokenizer's ops).
+`max_length` positions; an empty prompt fails with "empty prompt". The ids come from the
+model's own tokenizer, so there are no caller's ids to check. Serving needs only TensorFlow
+and tensorflow-text (for the tokenizer's ops).
 
 TFLite: `tflite_decoder(model, prompt_length, max_length)` converts a `CausalLM`, and
 `tflite_decoder(model, max_length=..., encoder_length=...)` a `Seq2SeqLM` (T5), to a model with
@@ -33,13 +34,18 @@ into constants. The self attention cache is `[1, layers, 2, max_length, kv_heads
     decode(token_id int32 [1, 1], cache, cross_attention_cache, encoder_padding_mask,
            index int32 []) -> logits [1, vocab], cache
 
+LiteRT runs no Assert ops, so a call with an id outside [0, vocabulary_size), a mask value
+other than 0 / 1 or an `index` outside [0, max_length) returns NaN logits and a NaN cache
+(`export.input_checks.screened`): no plausible number, and every later step is NaN too.
+
 `litert_generate(model_content, prompt_ids, max_new_tokens, stop_token_ids)` is the greedy
 LiteRT loop that drives either: prefill the right-padded prompt (a causal LM; its logits at
 the last real position) or the right-padded source with its mask (a seq2seq LM; `prompt_ids`
 are the encoder's ids), take the argmax, then one `decode` per new token at index = the
 prompt's length (1 for a seq2seq LM, after its start token), +1 each step, feeding back the
 cache it returns (and, for a seq2seq LM, the same cross attention cache and mask), until
-`max_new_tokens` or a stop token (included).
+`max_new_tokens` or a stop token (included). It raises a `ValueError` for prompt ids outside
+the vocabulary before anything runs.
 
 Example:
 
@@ -56,7 +62,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from export.input_checks import check_values, nan_rows, screened
 from zoo import generation
+from zoo.validation import Limit, input_limits
 
 
 def add_generate_signature(archive, model, max_length=None, name="generate"):
@@ -168,17 +176,21 @@ def _causal_functions(model, decoding, prompt_length, max_length, encoder_length
                          f"<= the model's context ({decoding.context}).")
     cache_spec = tf.TensorSpec(tuple(model.make_cache(1, max_length).shape), tf.float32,
                                name="cache")
+    vocabulary = input_limits(model)["token_ids"]
 
     @tf.function(input_signature=[tf.TensorSpec([1, prompt_length], tf.int32, name="token_ids")])
     def prefill(token_ids):
-        logits, cache = decoding.prefill(token_ids, max_length, {})
-        return {"logits": logits, "cache": cache}
+        safe, valid = screened({"token_ids": vocabulary}, {"token_ids": token_ids})
+        logits, cache = decoding.prefill(safe["token_ids"], max_length, {})
+        return nan_rows({"logits": logits, "cache": cache}, valid)
 
     @tf.function(input_signature=[tf.TensorSpec([1, 1], tf.int32, name="token_id"), cache_spec,
                                   tf.TensorSpec([], tf.int32, name="index")])
     def decode(token_id, cache, index):
-        logits, cache = decoding.step(token_id[:, 0], cache, index)
-        return {"logits": logits, "cache": cache}
+        safe, valid = screened({"token_id": vocabulary, "index": _positions(max_length)},
+                               {"token_id": token_id, "index": index})
+        logits, cache = decoding.step(safe["token_id"][:, 0], cache, safe["index"])
+        return nan_rows({"logits": logits, "cache": cache}, valid)
 
     return prefill, decode
 
@@ -198,24 +210,35 @@ def _seq2seq_functions(model, decoding, prompt_length, max_length, encoder_lengt
     cache_spec = tf.TensorSpec(tuple(cache.shape), tf.float32, name="cache")
     cross_spec = tf.TensorSpec(tuple(cross.shape), tf.float32, name="cross_attention_cache")
     mask_spec = tf.TensorSpec([1, encoder_length], tf.int32, name="encoder_padding_mask")
+    limits = input_limits(model)
+    limits = {"encoder_token_ids": limits["encoder_token_ids"],
+              "encoder_padding_mask": limits["encoder_padding_mask"],
+              "token_id": limits["decoder_token_ids"], "index": _positions(max_length)}
 
     @tf.function(input_signature=[
         tf.TensorSpec([1, encoder_length], tf.int32, name="encoder_token_ids"), mask_spec])
     def prefill(encoder_token_ids, encoder_padding_mask):
-        extras = {"encoder_token_ids": encoder_token_ids,
-                  "encoder_padding_mask": encoder_padding_mask}
+        extras, valid = screened(limits, {"encoder_token_ids": encoder_token_ids,
+                                          "encoder_padding_mask": encoder_padding_mask})
         start = tf.fill([1, 1], tf.constant(start_id, tf.int32))
         logits, (cache, cross, _) = decoding.prefill(start, max_length, extras)
-        return {"logits": logits[:, 0], "cache": cache, "cross_attention_cache": cross}
+        return nan_rows({"logits": logits[:, 0], "cache": cache, "cross_attention_cache": cross},
+                        valid)
 
     @tf.function(input_signature=[tf.TensorSpec([1, 1], tf.int32, name="token_id"), cache_spec,
                                   cross_spec, mask_spec, tf.TensorSpec([], tf.int32, name="index")])
     def decode(token_id, cache, cross_attention_cache, encoder_padding_mask, index):
-        state = (cache, cross_attention_cache, encoder_padding_mask)
-        logits, (cache, _, _) = decoding.step(token_id[:, 0], state, index)
-        return {"logits": logits, "cache": cache}
+        safe, valid = screened(limits, {"token_id": token_id, "index": index,
+                                        "encoder_padding_mask": encoder_padding_mask})
+        state = (cache, cross_attention_cache, safe["encoder_padding_mask"])
+        logits, (cache, _, _) = decoding.step(safe["token_id"][:, 0], state, safe["index"])
+        return nan_rows({"logits": logits, "cache": cache}, valid)
 
     return prefill, decode
+
+
+def _positions(max_length):
+    return Limit(0, max_length, "the cache's positions (max_length)")
 
 
 def _frozen(function):
@@ -236,7 +259,7 @@ def litert_generate(model_content, prompt_ids, max_new_tokens, stop_token_ids=()
     """Greedy continuation of one prompt (a list of ids) with a `tflite_decoder` model in
     LiteRT; returns the new ids (a stop token ends them, included). For a seq2seq model
     `prompt_ids` is the source (the encoder's ids) and the decoder starts from its start
-    token."""
+    token. Ids outside the vocabulary are a `ValueError`."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_content)
@@ -247,9 +270,12 @@ def litert_generate(model_content, prompt_ids, max_new_tokens, stop_token_ids=()
     name = "encoder_token_ids" if seq2seq else "token_ids"
     width = inputs[name]["shape"][1]
     max_length = decode.get_input_details()["cache"]["shape"][3]
+    vocabulary_size = prefill.get_output_details()["logits"]["shape"][-1]
     if not 0 < len(prompt_ids) <= width:
         raise ValueError(f"The {'source' if seq2seq else 'prompt'} has {len(prompt_ids)} tokens; "
                          f"this model takes 1 to {width}.")
+    check_values("prompt_ids", prompt_ids,
+                 Limit(0, vocabulary_size, "the vocabulary (vocabulary_size)"))
     # Decoder positions before the first new token: the prompt, or T5's start token.
     start = 1 if seq2seq else len(prompt_ids)
     if start + max_new_tokens > max_length:

@@ -6,6 +6,12 @@ float32 `pixels`) with any batch size, under its one signature `serving_default`
 `logits` (a backbone: its outputs; question answering: `start_logits` and `end_logits`).
 Tokenize in the app, or with the model's preprocessor.
 
+LiteRT runs no Assert ops, so bad inputs cannot fail the call: every float output of a row
+with an input outside `zoo.validation.input_limits` (an id outside the vocabulary, a mask
+value other than 0 / 1, a segment id outside the segments, a mask position outside the
+sequence) is NaN (`export.input_checks.screened`), the other rows are unaffected. Check for
+NaN in the app, or check the ids before the call.
+
 Quantization, one string:
 
 | quantize | weights | activations | needs |
@@ -37,9 +43,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from export.input_checks import nan_rows, screened
 from export.signatures import model_input_specs, named_outputs, structure, task_of
 from zoo.files import write_bytes
 from zoo.preprocessing.for_model import is_image_model
+from zoo.validation import input_limits
 
 QUANTIZATIONS = (None, "fp16", "dynamic", "int8")
 # Ops kept in float in int8 models, by task: LiteRT 2.3 aborts the process (SIGABRT, no
@@ -110,8 +118,14 @@ def fixed_lengths(model):
 
 
 def _model_fn(model, names):
+    limits = input_limits(model)
+
     def call(*tensors):
-        return named_outputs(model, model(structure(names, tensors), training=False))
+        inputs = structure(names, tensors)
+        if not limits:
+            return named_outputs(model, model(inputs, training=False))
+        inputs, valid = screened(limits, inputs)
+        return nan_rows(named_outputs(model, model(inputs, training=False)), valid)
 
     return call
 
@@ -154,7 +168,8 @@ def _examples(data, specs, limit=MAX_REPRESENTATIVE_EXAMPLES):
 
 def run_tflite(path_or_interpreter, inputs):
     """Run a TFLite model from `tflite` with `ai_edge_litert`: `inputs` a dict of model
-    inputs (or an image array); returns the dict of outputs."""
+    inputs (or an image array); returns the dict of outputs (NaN in the rows with an input
+    outside its range: see the module docstring; `export.verify` checks the inputs first)."""
     interpreter = path_or_interpreter
     if not hasattr(interpreter, "get_signature_runner"):
         interpreter = interpreter_for(path_or_interpreter)

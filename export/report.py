@@ -32,6 +32,7 @@ import tensorflow as tf
 from export.litert import interpreter_for, run_tflite
 from export.signatures import model_input_specs, named_outputs, task_of
 from zoo.preprocessing.for_model import default_image_preprocessor, is_image_model
+from zoo.validation import check_inputs
 
 STANDALONE = Path(__file__).with_name("standalone.py")
 
@@ -46,6 +47,14 @@ class Check:
     max_abs_diff: float
     top1_agreement: float
     latency_ms: float
+
+
+@dataclass(frozen=True)
+class SignatureError:
+    """A signature call that raised in `run_saved_models`' fresh process."""
+
+    type: str  # the error's class name, e.g. "InvalidArgumentError"
+    message: str
 
 
 @dataclass
@@ -84,11 +93,13 @@ def verify(model, artifact, inputs, repeats=5):
         artifact: a SavedModel version folder or a `.tflite` file, or a list of them.
         inputs: model inputs (a dict of arrays, or images `[batch, h, w, c]`), or raw inputs
             (a list or array of strings / image bytes; `(question, context)` pairs for
-            question answering) that `model.preprocessor` turns into model inputs first.
+            question answering) that `model.preprocessor` turns into model inputs first. An
+            input outside `zoo.validation.input_limits` is a `ValueError` before anything runs.
         repeats: timed runs per artifact (after one warming run).
     """
     artifacts = [artifact] if isinstance(artifact, (str, os.PathLike)) else list(artifact)
     x = model_inputs(model, inputs)
+    check_inputs(model, x)  # the artifacts would fail (SavedModel) or give NaN (TFLite)
     expected, keras_seconds = _timed(lambda: _keras_outputs(model, x), repeats)
     report = Report(model=model.name, examples=len(next(iter(_flat(x)))),
                     keras_latency_ms=1000 * keras_seconds)
@@ -144,9 +155,19 @@ def run_saved_model(path, signature, inputs, repeats=1):
     return run_saved_models([(path, signature, inputs)], repeats)[0]
 
 
-def run_saved_models(jobs, repeats=1):
+def run_saved_models(jobs, repeats=1, keep_errors=False):
     """`run_saved_model` for several `(path, signature, inputs)` jobs in one fresh process
-    (one TensorFlow start); returns their `(outputs, seconds per call)` in order."""
+    (one TensorFlow start); returns their `(outputs, seconds per call)` in order.
+
+    With `keep_errors`, a job whose call raises gives `(SignatureError, None)` (the error's
+    class name and message) and the other jobs still run; without, it is a RuntimeError.
+
+    Example:
+
+        [(outputs, seconds), (error, _)] = run_saved_models(
+            [(path, "token_ids", good), (path, "token_ids", bad)], keep_errors=True)
+        error.type  # 'InvalidArgumentError'
+    """
     with tempfile.TemporaryDirectory() as folder:
         arguments, outputs_paths = [], []
         for index, (path, signature, inputs) in enumerate(jobs):
@@ -168,13 +189,20 @@ def run_saved_models(jobs, repeats=1):
             raise RuntimeError(f"the SavedModel(s) {paths} failed in a fresh process:\n"
                                f"{done.stderr[-3000:]}")
         results = []
-        for outputs_path in outputs_paths:
+        for (path, signature, _), outputs_path in zip(jobs, outputs_paths, strict=True):
             with np.load(outputs_path, allow_pickle=False) as data:
                 outputs = {name: data[name] for name in data.files}
             project = outputs.pop("__project_modules").tolist()
             if project:
                 raise RuntimeError(f"the fresh process imported project modules {project}.")
-            results.append((outputs, float(outputs.pop("__latency_s"))))
+            if "__error" not in outputs:
+                results.append((outputs, float(outputs.pop("__latency_s"))))
+                continue
+            error = SignatureError(str(outputs["__error_type"]), str(outputs["__error"]))
+            if not keep_errors:
+                raise RuntimeError(f"the signature {signature!r} of {path} failed in a fresh "
+                                   f"process: {error.type}: {error.message}")
+            results.append((error, None))
     return results
 
 
@@ -223,5 +251,5 @@ def _size(size):
         size /= 1024
 
 
-__all__ = ["verify", "Report", "Check", "run_saved_model", "run_saved_models", "model_inputs",
-           "model_input_specs"]
+__all__ = ["verify", "Report", "Check", "SignatureError", "run_saved_model", "run_saved_models",
+           "model_inputs", "model_input_specs"]

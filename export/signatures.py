@@ -15,8 +15,14 @@
 
 Raw-input signatures need `model.preprocessor` (text; images get a default one that only
 resizes and scales to [0, 1]); the model-input signature is always there and takes exactly
-what the Keras model takes (`padding_mask` 1 for real tokens). Where a model has no raw-input
-signature, TF Serving's `serving_default` is its first signature.
+what the Keras model takes (`padding_mask` 1 for real tokens), and checks it in the graph
+before the model runs (`export.input_checks.checked_inputs`, the limits of
+`zoo.validation.input_limits`): an id outside the vocabulary, a mask value other than 0 / 1,
+a segment id outside the segments, more positions than a learned position table, a mask
+position outside the sequence or a mask of another shape than its ids fails the call with
+`InvalidArgumentError` naming the input, the bad value and the valid range. The raw-input
+signatures take ids from their own tokenizer. Where a model has no raw-input signature, TF
+Serving's `serving_default` is its first signature.
 
 Example:
 
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from export.input_checks import checked_inputs
 from zoo.backbone import Backbone
 from zoo.heads import pool
 from zoo.preprocessing.answers import best_answers
@@ -111,8 +118,11 @@ def endpoints(model):
     run = _model_runner(model, task)
     specs = model_input_specs(model)
     names = list(specs)
-    model_inputs = Endpoint("pixels" if is_image_model(model) else "token_ids",
-                            lambda *tensors: run(structure(names, tensors)),
+
+    def run_checked(*tensors):
+        return run(checked_inputs(model, structure(names, tensors)))
+
+    model_inputs = Endpoint("pixels" if is_image_model(model) else "token_ids", run_checked,
                             list(specs.values()))
     raw = _raw_endpoints(model, task, run)
     return [*raw, model_inputs]

@@ -11,9 +11,12 @@ outputs.
 Each group of four runs one signature (several SavedModels in one process: one TensorFlow
 start). Inputs and outputs are `.npz` files of named arrays (strings as numpy bytes arrays).
 Each outputs file also holds `__latency_s` (mean seconds per call over REPEATS calls after a
-first, warming call) and `__project_modules`.
+first, warming call) and `__project_modules`. A call that raises (a bad input: TensorFlow's
+`InvalidArgumentError`) does not stop the others: its outputs file holds only
+`__error_type` (the error's class name), `__error` (its message) and `__project_modules`.
 """
 
+import functools
 import sys
 import time
 
@@ -33,12 +36,23 @@ def main(argv):
     return 0
 
 
+@functools.cache
+def load(path):
+    """The SavedModel at `path`, loaded once for all the jobs that call it."""
+    return tf.saved_model.load(path)
+
+
 def run(path, signature, inputs_path, outputs_path, repeats):
     """Call `signature` of the SavedModel at `path` on the inputs file; write the outputs."""
-    function = tf.saved_model.load(path).signatures[signature]
+    function = load(path).signatures[signature]
     with np.load(inputs_path, allow_pickle=False) as data:
         inputs = {name: tf.constant(data[name]) for name in data.files}
-    outputs = function(**inputs)
+    try:
+        outputs = function(**inputs)
+    except Exception as error:  # recorded: the caller judges it (a bad input is expected)
+        np.savez(outputs_path, __error_type=np.array(type(error).__name__),
+                 __error=np.array(str(error)), __project_modules=_project_modules())
+        return
     start = time.perf_counter()
     for _ in range(repeats):
         outputs = function(**inputs)
@@ -47,9 +61,13 @@ def run(path, signature, inputs_path, outputs_path, repeats):
     for name, value in outputs.items():
         value = value.numpy()
         arrays[name] = value.astype(bytes) if value.dtype == object else value
-    project = sorted(m for m in sys.modules if m.split(".")[0] in PROJECT_PACKAGES)
     np.savez(outputs_path, **arrays, __latency_s=np.float64(latency),
-             __project_modules=np.array(project, dtype=bytes).reshape(-1))
+             __project_modules=_project_modules())
+
+
+def _project_modules():
+    project = sorted(m for m in sys.modules if m.split(".")[0] in PROJECT_PACKAGES)
+    return np.array(project, dtype=bytes).reshape(-1)
 
 
 if __name__ == "__main__":
