@@ -19,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from training import runs
+from training import backup, runs
 from zoo.files import atomic_write
 
 
@@ -61,26 +61,18 @@ class LastGoodCheckpoint(keras.callbacks.Callback):
         atomic_write(self.path, self.model.save)
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` (weights, optimizer state and epoch, kept twice against a crash
-    while writing) that skips epochs with NaN figures and keeps the backup when training
-    stopped on NaN."""
+class Backup(keras.callbacks.Callback):
+    """Writes the run's backup (`training.backup`: weights, optimizer and random state)
+    after every epoch whose figures are finite. Restoring is `training.backup.restore`'s,
+    before `fit`; the backup is removed by whoever finishes the run (`training.train`)."""
 
     def __init__(self, backup_dir):
-        super().__init__(str(backup_dir), double_checkpoint=True)
-        self.resumed_from = 0
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self.resumed_from = self.model._initial_epoch or 0
+        super().__init__()
+        self.folder = Path(backup_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         if _finite(logs):
-            super().on_epoch_end(epoch, logs)
-
-    def on_train_end(self, logs=None):
-        if _finite(logs):
-            super().on_train_end(logs)
+            backup.save(self.model, self.folder, epoch + 1)
 
 
 class RunHistory(keras.callbacks.Callback):
@@ -109,11 +101,11 @@ def run_callbacks(run_dir, early_stopping_patience=None, monitor="val_loss", bac
     strategy every worker backs up to its own `backup_dir`, and only the `chief` writes the
     checkpoint, the history and the TensorBoard logs."""
     run_dir = Path(run_dir)
-    backup = Backup(backup_dir or run_dir / runs.BACKUP)
+    saver = Backup(backup_dir or run_dir / runs.BACKUP)
     if not chief:
-        callbacks = [StopOnNaN(), backup]
+        callbacks = [StopOnNaN(), saver]
     else:
-        callbacks = [StopOnNaN(), LastGoodCheckpoint(run_dir), backup, RunHistory(run_dir),
+        callbacks = [StopOnNaN(), LastGoodCheckpoint(run_dir), saver, RunHistory(run_dir),
                      keras.callbacks.TensorBoard(str(run_dir / runs.LOGS))]
     if early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(

@@ -93,7 +93,8 @@ def roles_of(name):
 def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
              tokenizer=None, preprocessor=None, features=None, training=None, shuffle=None,
              shuffle_buffer_size=10_000, cache=True, bucket_boundaries=None,
-             ignore_errors=False, drop_remainder=False, seed=None, **preprocessor_options):
+             ignore_errors=False, drop_remainder=False, seed=None, first_pass=None,
+             **preprocessor_options):
     """A `tf.data.Dataset` of batches for `model.fit` / `evaluate` / `predict`.
 
     Args:
@@ -119,6 +120,10 @@ def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
             failing the iteration.
         drop_remainder: drop the last, smaller batch (one shape for XLA).
         seed: seeds the shuffle and the random preprocessing.
+        first_pass: None: one pass over the split, reshuffled each time it is iterated. An
+            int p: the endless stream of passes p, p + 1, ..., pass q shuffled and randomly
+            preprocessed with seeds made from `seed` and q alone, so the stream from pass p
+            is the same whether the passes before it were read or not (`training_stream`).
         **preprocessor_options: passed to `preprocessor_for` (`augment=True`, `mask_rate`...).
 
     Raises ValueError when a feature the task needs cannot be found (the message lists the
@@ -165,19 +170,107 @@ def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,
             dataset = dataset.unbatch()
         if cache and not cache_raw:
             dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    if random:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(apply, num_parallel_calls=AUTOTUNE)
-        if ignore_errors:
-            dataset = dataset.ignore_errors()
-    if bucket_boundaries:
-        dataset = _bucket(dataset, preprocessor, bucket_boundaries, batch_size, drop_remainder)
+    def one_pass(records, pass_seed=None):
+        # `pass_seed` None: a new order and new random draws each time the pass is iterated.
+        again = pass_seed is None
+        if not again:
+            # The seeds of this pass's graph: a fixed graph seed beside the pass's own, so
+            # the draws depend on the pass alone (and a global seed of 0 does not make TF
+            # compare the tensor `pass_seed` as a Python bool).
+            tf.random.set_seed(PASS_GRAPH_SEED)
+        if shuffle:
+            records = records.shuffle(shuffle_buffer_size, seed=seed if again else pass_seed,
+                                      reshuffle_each_iteration=again)
+        if random:
+            seeds = tf.data.Dataset.random(seed=seed if again else pass_seed,
+                                           rerandomize_each_iteration=again).batch(2)
+            records = tf.data.Dataset.zip((records, seeds)).map(apply,
+                                                                 num_parallel_calls=AUTOTUNE)
+            if ignore_errors:
+                records = records.ignore_errors()
+        if bucket_boundaries:
+            return _bucket(records, preprocessor, bucket_boundaries, batch_size, drop_remainder)
+        return records.batch(batch_size, drop_remainder=drop_remainder,
+                             num_parallel_calls=AUTOTUNE)
+
+    if first_pass is None:
+        dataset = one_pass(dataset)
     else:
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
-                                num_parallel_calls=AUTOTUNE)
+        base = _base_seed(seed)
+        dataset = tf.data.Dataset.range(first_pass, PASSES_END).flat_map(
+            lambda index: one_pass(dataset, base * PASS_SEED_STRIDE + index))
     return dataset.prefetch(AUTOTUNE)
+
+
+# Pass q of a stream is seeded with seed * PASS_SEED_STRIDE + q: distinct for every seed and
+# every pass below the stride.
+PASS_SEED_STRIDE = 1_000_003
+PASS_GRAPH_SEED = 1
+PASSES_END = 2**62  # an endless stream of passes, as far as training goes
+
+
+def batches_per_pass(model, dataset, split, batch_size, seed=None, **options):
+    """The whole batches of one pass over `split` (counted once where tf.data cannot know
+    it: question answering's windows). Raises a `ValueError` when there is none."""
+    one = with_cardinality(pipeline(model, dataset, split, batch_size, drop_remainder=True,
+                                    seed=seed, **options))
+    count = int(one.cardinality())
+    if count <= 0:
+        raise ValueError(f"The split {split!r} of {dataset!r} has fewer than "
+                         f"batch_size={batch_size} examples: lower --batch-size.")
+    return count
+
+
+def training_stream(model, dataset, split, batch_size, *, steps_per_epoch=None,
+                    first_epoch=0, epochs=1, seed=0, per_pass=None, **options):
+    """The batches `model.fit` reads from epoch `first_epoch` to `epochs`, the same whether
+    the run started at epoch 0 or resumes at `first_epoch`.
+
+    Epochs are `steps_per_epoch` batches (one pass over `split` when None, whole batches
+    only); they cross pass boundaries when that is not a whole pass. Epoch e starts at batch
+    `e * steps_per_epoch` of the endless stream of passes (`pipeline(first_pass=...)`), so a
+    resumed run reads exactly the batches the uninterrupted run would have, in the same
+    order with the same random draws, reading only the rest of the pass it starts in.
+
+    Args:
+        model, dataset, split, batch_size, seed, **options: as `pipeline`'s.
+        steps_per_epoch: batches an epoch; one pass when None.
+        first_epoch: the epochs already trained (0 for a new run).
+        epochs: the epoch training ends after.
+        per_pass: `batches_per_pass(...)`, when the caller has it (else counted here).
+
+    Returns `(data, steps_per_epoch)`: a dataset of exactly `(epochs - first_epoch) *
+    steps_per_epoch` batches (its cardinality known, so `fit` reads it through once), and
+    the steps per epoch.
+
+    Example:
+
+    >>> import zoo
+    >>> model = zoo.build("vit", task="classifier", num_classes=10, image_shape=(8, 8, 1),
+    ...                   patch_size=2)
+    >>> data, steps = training_stream(model, "digits", "train[:64]", 16, first_epoch=1,
+    ...                               epochs=3)
+    >>> steps, int(data.cardinality())
+    (4, 8)
+    """
+    per_pass = per_pass or batches_per_pass(model, dataset, split, batch_size, seed=seed,
+                                            **options)
+    steps = steps_per_epoch or per_pass
+    start = first_epoch * steps
+    count = max(0, epochs - first_epoch) * steps
+    stream = pipeline(model, dataset, split, batch_size, drop_remainder=True, seed=seed,
+                      first_pass=start // per_pass, **options)
+    stream = stream.skip(start % per_pass).take(count)
+    return stream.apply(tf.data.experimental.assert_cardinality(count)), steps
+
+
+def _base_seed(seed):
+    """The seed of a stream of passes: `seed`, or one drawn at random when None."""
+    if seed is not None:
+        return int(seed)
+    import secrets
+
+    return secrets.randbelow(2**31)
 
 
 def with_cardinality(data):

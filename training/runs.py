@@ -86,8 +86,8 @@ def load_model(target, task=None, compile=False):
 
     Raises FileNotFoundError when `target` is none of these.
     """
-
     import zoo
+    from training import recipes  # noqa: F401 (registers the schedule a compiled model names)
 
     path = Path(target)
     if path.is_dir() and is_run(path):

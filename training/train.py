@@ -6,9 +6,10 @@ for text, unless the checkpoint has one), compile it with the task's recipe, and
 it with the run callbacks (`training.callbacks`). The run folder (`training.runs`) then holds
 everything needed to evaluate, export or resume.
 
-Running the same settings again on the same folder resumes from the last finished epoch, with
-the optimizer's state (`BackupAndRestore`); other settings on a folder that holds a run are
-refused unless `overwrite=True`.
+Running the same settings again on the same folder resumes after the last finished epoch
+exactly: with the optimizer's and the random state (`training.backup`), on the batches the
+uninterrupted run would have read (`pipelines.training_stream`); other settings on a folder
+that holds a run are refused unless `overwrite=True`.
 
 Example:
 
@@ -33,9 +34,9 @@ from pathlib import Path
 import keras
 
 import zoo
+from training import backup, checks, datasets, distribute, pipelines, recipes, runs
 from training import callbacks as run_callbacks
-from training import checks, datasets, distribute, pipelines, recipes, runs
-from zoo.files import atomic_write, write_text
+from zoo.files import atomic_write, remove, write_text
 
 
 @dataclass(frozen=True)
@@ -122,21 +123,6 @@ class TrainResult:
     initial: dict | None = None
 
 
-def resume_epoch(run_dir):
-    """The epoch an interrupted run would resume after (0 when there is nothing to resume)."""
-    return _backup_epoch(Path(run_dir) / runs.BACKUP)
-
-
-def _backup_epoch(backup_dir):
-    metadata = Path(backup_dir) / "training_metadata.json"
-    if not metadata.exists():
-        return 0
-    try:
-        return int(json.loads(metadata.read_text())["epoch"])
-    except (ValueError, KeyError):
-        return 0
-
-
 def validation_split(settings):
     """The validation split "auto" stands for, and the training split that goes with it."""
     if settings.validation_split != "auto":
@@ -150,16 +136,25 @@ def validation_split(settings):
     return f"{settings.split}[:90%]", f"{settings.split}[90%:]"
 
 
-def train(settings, overwrite=False, verbose=1):
+def train(settings, overwrite=False, verbose=1, restart=False, notify=None):
     """Train (or resume) the run `settings` describes. See the module docstring.
 
+    Args:
+        settings: a `TrainSettings`.
+        overwrite: replace a folder that holds another run.
+        verbose: `model.fit`'s.
+        restart: train this run again from the start, dropping what its folder holds.
+        notify: called with one line where a resumed run resumes (the library prints
+            nothing; `kt train` prints it).
+
     Raises ValueError for settings that do not fit (unknown model, task, dataset; a dataset
-    that cannot feed the task) and FileExistsError for a folder holding another run.
+    that cannot feed the task), FileExistsError for a folder holding another run, and a
+    `training.backup.BackupError` when the run's backups cannot be read.
     """
     run_dir = Path(settings.out)
     task = checks.check_settings(settings)  # before anything is written
     settings = dataclasses.replace(settings, task=task)
-    if _prepare_folder(run_dir, settings, overwrite):
+    if _prepare_folder(run_dir, settings, overwrite, restart):
         model = runs.load_model(run_dir)
         history = json.loads((run_dir / runs.HISTORY).read_text())
         return TrainResult(run_dir, model, len(history), 0, history, 0.0,
@@ -174,16 +169,9 @@ def train(settings, overwrite=False, verbose=1):
         if strategy is not None:  # the batch is the global one: it splits over the replicas
             distribute.per_replica_batch_size(settings.batch_size, strategy)
         model = _build(settings, run_dir, train_split)
-        train_data = pipelines.pipeline(model, settings.dataset, train_split,
-                                        settings.batch_size, drop_remainder=True,
-                                        seed=settings.seed)
-        train_data = pipelines.with_cardinality(train_data)
-        steps = settings.steps_per_epoch or int(train_data.cardinality())
-        if steps <= 0:
-            raise ValueError(f"The split {train_split!r} of {settings.dataset!r} has fewer than "
-                             f"batch_size={settings.batch_size} examples: lower --batch-size.")
-        if settings.steps_per_epoch:
-            train_data = train_data.repeat()
+        per_pass = pipelines.batches_per_pass(model, settings.dataset, train_split,
+                                              settings.batch_size, seed=settings.seed)
+        steps = settings.steps_per_epoch or per_pass
         val_data = None
         if val_split:
             val_data = pipelines.pipeline(model, settings.dataset, val_split,
@@ -197,9 +185,14 @@ def train(settings, overwrite=False, verbose=1):
         )
         recipes.compile(model, recipe, total_steps=steps * settings.epochs,
                         jit_compile=strategy is None or distribute.can_jit_compile(strategy))
+        restored = _restore(model, backup_dir, run_dir, settings, notify)
+        train_data, _ = pipelines.training_stream(
+            model, settings.dataset, train_split, settings.batch_size,
+            steps_per_epoch=steps, first_epoch=restored.epoch, epochs=settings.epochs,
+            seed=settings.seed, per_pass=per_pass)
 
     initial = None
-    if val_data is not None and not _backup_epoch(backup_dir):  # the figures before training
+    if val_data is not None and not restored.epoch:  # the figures before training
         initial = {k: float(v) for k, v in model.evaluate(
             val_data, return_dict=True, verbose=0).items()}
         if chief:
@@ -209,27 +202,51 @@ def train(settings, overwrite=False, verbose=1):
     callbacks = run_callbacks.run_callbacks(run_dir, settings.patience, backup_dir=backup_dir,
                                             chief=chief)
     nan_stop = callbacks[0]
-    backup = next(c for c in callbacks if isinstance(c, run_callbacks.Backup))
     start = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=settings.epochs,
-              steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+              initial_epoch=restored.epoch, steps_per_epoch=steps, callbacks=callbacks,
+              verbose=verbose)
     seconds = time.perf_counter() - start
     history = json.loads((run_dir / runs.HISTORY).read_text()) \
         if (run_dir / runs.HISTORY).exists() else []
-    trained = len(history) - backup.resumed_from
-    if nan_stop.stopped_at is None and chief:  # only the chief writes the model
-        atomic_write(run_dir / runs.MODEL, model.save)
-    return TrainResult(run_dir, model, backup.resumed_from, trained, history, seconds,
+    trained = len(history) - restored.epoch
+    if nan_stop.stopped_at is None:
+        if chief:  # only the chief writes the model
+            atomic_write(run_dir / runs.MODEL, model.save)
+        remove(backup_dir)  # the run is complete: nothing to resume
+    return TrainResult(run_dir, model, restored.epoch, trained, history, seconds,
                        stopped_on_nan=nan_stop.stopped_at, initial=initial)
 
 
-def _prepare_folder(run_dir, settings, overwrite):
-    """Make the run folder; True when it holds this very run, finished."""
+def _restore(model, backup_dir, run_dir, settings, notify):
+    """Load the run's newest readable backup; tell `notify` where the run resumes."""
+    try:
+        restored = backup.restore(model, backup_dir)
+    except backup.BackupError as error:
+        checkpoint = run_dir / runs.CHECKPOINTS / runs.LAST_CHECKPOINT
+        history = run_dir / runs.HISTORY
+        last = (f", or use the last good model {checkpoint} (epoch "
+                f"{len(json.loads(history.read_text()))}) as it is"
+                if checkpoint.is_file() and history.is_file() else "")
+        raise backup.BackupError(f"{run_dir}: {error}. Run the same command with --restart to "
+                                 f"train it again from the start{last}.") from None
+    if restored.epoch and notify is not None:
+        skipped = "".join(f" (the newer backup {path} cannot be read: {why})"
+                          for path, why in restored.skipped)
+        notify(f"Resuming {run_dir} after epoch {restored.epoch} of {settings.epochs}"
+               f"{skipped}.")
+    return restored
+
+
+def _prepare_folder(run_dir, settings, overwrite, restart=False):
+    """Make the run folder; True when it holds this very run, finished (and not
+    `restart`)."""
     config_path = run_dir / runs.CONFIG
     if config_path.exists():
         if runs.is_run(run_dir):
             existing = runs.read_config(run_dir)
-            differs = sorted(k for k, v in settings.to_json().items() if existing.get(k) != v)
+            differs = sorted(k for k, v in settings.to_json().items()
+                             if existing.get(k) != v and k != "out")  # a moved run is the same
         else:
             differs = ["(not a kt run)"]
         if differs and not overwrite:
@@ -237,7 +254,7 @@ def _prepare_folder(run_dir, settings, overwrite):
                 f"{run_dir} holds another run (its settings differ in {', '.join(differs)}). "
                 "Pass --overwrite to replace it, or choose another --out."
             )
-        if differs:
+        if differs or restart:
             shutil.rmtree(run_dir)
         elif (run_dir / runs.MODEL).exists():
             return True

@@ -16,9 +16,10 @@ Example:
 >>> model = zoo.build("gpt", task="causal_lm")
 >>> input_limits(model)["token_ids"]
 Limit(low=0, high=1024, what='the vocabulary (vocabulary_size)')
->>> check_inputs(model, {"token_ids": np.array([[5, -1]]), "padding_mask": np.ones((1, 2))})
+>>> check_inputs(model, {"token_ids": np.array([[5, -1]]),
+...                      "padding_mask": np.ones((1, 2))})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
-ValueError: token_ids holds -1 at [0, 1]: ids must be in [0, 1024), the vocabulary (vocabulary_size).
+ValueError: token_ids holds -1 at [0, 1]: ids must be in [0, 1024), the vocabulary ...
 """
 
 from typing import NamedTuple

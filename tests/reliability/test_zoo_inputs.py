@@ -130,7 +130,8 @@ FROM_PRETRAINED = [
          from_pretrained(folder_with(BERT_CONFIG, {"model.safetensors": b"\x10\x00\x00"})),
          ValueError, r"model.safetensors"),
     Case("gguf with a wrong magic",
-         from_pretrained(lambda t: (t / "m.gguf").write_bytes(b"NOPE" + bytes(60)) and t / "m.gguf"),
+         from_pretrained(lambda t: (t / "m.gguf").write_bytes(b"NOPE" + bytes(60))
+                         and t / "m.gguf"),
          ValueError, r"gguf"),
     Case("truncated gguf",
          from_pretrained(lambda t: (t / "m.gguf").write_bytes(b"GGUF\x03\x00") and t / "m.gguf"),

@@ -1,17 +1,12 @@
 """`kt train` / `kt evaluate` end to end on tiny configurations: every task writes a complete
-run folder; a killed run resumes; bad input is refused with a message that says what fits."""
+run folder; bad input is refused with a message that says what fits. (A killed run resumes:
+tests/reliability/test_resume.py.)"""
 
 import contextlib
 import io
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
-import keras
 import pytest
 
 from training import cli, runs
@@ -190,39 +185,6 @@ def test_answer_refuses_a_model_of_another_task(trained, capsys):
 def test_evaluate_needs_a_run_folder(tmp_path, capsys):
     assert kt("evaluate", tmp_path) == 2
     assert "is not a run folder: it has no config.json" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_kill_9_then_the_same_command_resumes_with_the_optimizer_state(tmp_path):
-    out = tmp_path / "resume"
-    command = [sys.executable, "-m", "training.cli", "train", *RUNS["vit-classifier"],
-               "--epochs", "6", "--batch-size", "8", "--out", str(out)]
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    history = out / "history.json"
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if history.exists() and len(json.loads(history.read_text())) >= 2:
-                break
-            time.sleep(0.05)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finished = len(json.loads(history.read_text()))
-    assert 2 <= finished < 6, "the run was not killed in the middle"
-    assert not (out / "model.keras").exists()
-
-    rerun = subprocess.run(command, env=environment, capture_output=True, text=True,
-                           timeout=300)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert f"Resuming {out} after epoch {finished} of 6." in rerun.stdout
-    epochs = [e["epoch"] for e in json.loads(history.read_text())]
-    assert epochs == [1, 2, 3, 4, 5, 6]
-    model = keras.models.load_model(out / "model.keras")
-    steps_per_epoch = 1437 * 9 // 10 // 8   # train[:90%] of digits, whole batches
-    assert int(model.optimizer.iterations) == 6 * steps_per_epoch
 
 
 @pytest.mark.slow

@@ -41,6 +41,8 @@ def add_arguments(parser):
     parser.add_argument("--strategy", help="auto, one_device, mirrored, multi_worker, tpu")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a run folder that holds another run")
+    parser.add_argument("--restart", action="store_true",
+                        help="train this run again from the start instead of resuming it")
 
 
 def parse_override(text):
@@ -95,10 +97,8 @@ def run(args):
 
     settings = settings_from(args)
     verbose = 1 if sys.stdout.isatty() else 2
-    resumed = train.resume_epoch(settings.out)
-    if resumed:
-        print(f"Resuming {settings.out} after epoch {resumed} of {settings.epochs}.")
-    result = train.train(settings, overwrite=args.overwrite, verbose=verbose)
+    result = train.train(settings, overwrite=args.overwrite, verbose=verbose,
+                         restart=args.restart, notify=lambda line: print(line, flush=True))
     if result.already_complete:
         print(f"{settings.out} is already trained ({len(result.history)} epochs); "
               "`kt evaluate` it, or pass --overwrite to train it again.")
