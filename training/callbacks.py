@@ -76,12 +76,14 @@ class Backup(keras.callbacks.Callback):
 
 
 class RunHistory(keras.callbacks.Callback):
-    """Appends each epoch's figures to `<run>/history.json` (a list of dicts with "epoch").
-    A resumed run drops the entries of epochs it trains again."""
+    """Appends each epoch's figures to `<run>/history.json` (a list of dicts with "epoch"),
+    and keeps them in `epochs`; with `write=False` (a worker that is not the chief) only
+    there. A resumed run drops the entries of epochs it trains again."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, write=True):
         super().__init__()
         self.path = Path(run_dir) / runs.HISTORY
+        self.write = write
         self.epochs = []
 
     def on_train_begin(self, logs=None):
@@ -92,7 +94,8 @@ class RunHistory(keras.callbacks.Callback):
             return
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         self.epochs = [e for e in self.epochs if e["epoch"] < epoch + 1] + [record]
-        runs.write_json(self.path, self.epochs)
+        if self.write:
+            runs.write_json(self.path, self.epochs)
 
 
 def run_callbacks(run_dir, early_stopping_patience=None, monitor="val_loss", backup_dir=None,
@@ -103,7 +106,7 @@ def run_callbacks(run_dir, early_stopping_patience=None, monitor="val_loss", bac
     run_dir = Path(run_dir)
     saver = Backup(backup_dir or run_dir / runs.BACKUP)
     if not chief:
-        callbacks = [StopOnNaN(), saver]
+        callbacks = [StopOnNaN(), saver, RunHistory(run_dir, write=False)]
     else:
         callbacks = [StopOnNaN(), LastGoodCheckpoint(run_dir), saver, RunHistory(run_dir),
                      keras.callbacks.TensorBoard(str(run_dir / runs.LOGS))]

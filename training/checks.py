@@ -213,7 +213,7 @@ def _check_overrides(settings, task):
             raise ValueError(f"--set {name}: unknown for {settings.model} {task}. Config "
                              f"fields: {fields}; task arguments: {arguments}.")
     config = zoo.config(settings.model, settings.size, **{
-        k: v for k, v in settings.overrides.items() if k in fields})
+        k: v for k, v in from_scratch(settings.overrides).items() if k in fields})
     if "num_classes" in settings.overrides:
         at_least("--set num_classes", settings.overrides["num_classes"])
     longest = getattr(config, "max_sequence_length", None)
@@ -222,6 +222,14 @@ def _check_overrides(settings, task):
         raise ValueError(f"--sequence-length {settings.sequence_length} is longer than the "
                          f"model's max_sequence_length {longest}: lower it, or --set "
                          f"max_sequence_length={settings.sequence_length}.")
+
+
+def from_scratch(overrides):
+    """The `--set` fields of a model trained from scratch: a ViT given an `image_shape` lays
+    its position table out for those images (a preset's is for its own)."""
+    if "image_shape" in overrides:
+        return {"position_image_size": tuple(overrides["image_shape"][:2]), **overrides}
+    return dict(overrides)
 
 
 def _number(value):

@@ -17,6 +17,7 @@ The rules for a training command (what `kt train --strategy` does):
         model = zoo.build(...)
         model.compile(..., jit_compile=can_jit_compile(strategy))
     batch = per_replica * strategy.num_replicas_in_sync   # the global batch the dataset yields
+    dataset = shard_by_batch(dataset)      # every worker reads the stream, keeps its share
     model.fit(dataset, callbacks=[keras.callbacks.BackupAndRestore(worker_dir(run, "backup"))])
     if is_chief():
         model.save(run / "model.keras")     # only the chief writes the model and exports
@@ -135,6 +136,27 @@ def per_replica_batch_size(batch_size, strategy):
             "computes batch size / replicas examples."
         )
     return batch_size // replicas
+
+
+def shard_by_batch(dataset):
+    """`dataset` with tf.data's DATA auto-sharding: under a multi-worker strategy each
+    worker reads the whole stream and keeps its share of every global batch.
+
+    TensorFlow's default (AUTO) shards by file where the source is files, which fails when a
+    split has fewer files than there are workers ("Could not apply FILE based sharding: the
+    dataset only has 1 file(s) ... 2 shards/workers"), and otherwise gives workers different
+    numbers of batches (files hold different numbers of records), while a run's epochs are
+    counted in batches that every worker must take in step. Sharding by batch works for
+    every dataset, and the run's stream (`training.pipelines.training_stream`) is
+    deterministic, as DATA sharding needs. Local strategies ignore the option.
+
+    >>> options = shard_by_batch(tf.data.Dataset.range(4)).options()
+    >>> options.experimental_distribute.auto_shard_policy.name
+    'DATA'
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def read_tf_config(text=None):

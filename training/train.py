@@ -190,6 +190,9 @@ def train(settings, overwrite=False, verbose=1, restart=False, notify=None):
             model, settings.dataset, train_split, settings.batch_size,
             steps_per_epoch=steps, first_epoch=restored.epoch, epochs=settings.epochs,
             seed=settings.seed, per_pass=per_pass)
+        if strategy is not None:
+            train_data = distribute.shard_by_batch(train_data)
+            val_data = val_data and distribute.shard_by_batch(val_data)
 
     initial = None
     if val_data is not None and not restored.epoch:  # the figures before training
@@ -207,8 +210,7 @@ def train(settings, overwrite=False, verbose=1, restart=False, notify=None):
               initial_epoch=restored.epoch, steps_per_epoch=steps, callbacks=callbacks,
               verbose=verbose)
     seconds = time.perf_counter() - start
-    history = json.loads((run_dir / runs.HISTORY).read_text()) \
-        if (run_dir / runs.HISTORY).exists() else []
+    history = next(c for c in callbacks if isinstance(c, run_callbacks.RunHistory)).epochs
     trained = len(history) - restored.epoch
     if nan_stop.stopped_at is None:
         if chief:  # only the chief writes the model
@@ -294,8 +296,7 @@ def _build(settings, run_dir, train_split):
         tokenizer = _tokenizer(settings, run_dir, train_split)
         if tokenizer is not None:
             overrides["vocabulary_size"] = tokenizer.vocabulary_size()
-        if "image_shape" in overrides:  # from scratch: positions laid out for these images
-            overrides.setdefault("position_image_size", tuple(overrides["image_shape"][:2]))
+        overrides = checks.from_scratch(overrides)
         model = zoo.build(settings.model, settings.size, task=task, **overrides)
         if model.preprocessor is None:
             model.preprocessor = preprocessing.preprocessor_for(

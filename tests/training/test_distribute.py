@@ -254,6 +254,47 @@ def test_multi_worker_resumes_from_the_last_finished_epoch(interrupted_cluster):
             [(1, 2 * STEPS), (2, 3 * STEPS)]
 
 
+# `kt train --strategy multi_worker` on the project's datasets: one-file splits included
+# (TensorFlow's FILE sharding fails on them: "the dataset only has 1 file(s)").
+TINY_VIT = ["--set", "hidden_dim=16", "--set", "num_layers=1", "--set", "num_heads=2",
+            "--set", "intermediate_dim=32"]
+CLUSTER_RUNS = {
+    "fashion_mnist_local": ["vit", "--set", "image_shape=28,28,1", "--set", "patch_size=7",
+                            *TINY_VIT, "--split", "train[:256]"],
+    "digits": ["vit", "--set", "image_shape=8,8,1", "--set", "patch_size=4", *TINY_VIT],
+    "fortunes": ["bert", *TINY_VIT, "--vocabulary-size", "200", "--sequence-length", "16",
+                 "--split", "train[:256]"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", sorted(CLUSTER_RUNS))
+def test_two_workers_train_with_kt_on_a_project_dataset(dataset, tmp_path):
+    ports = free_ports(2)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "training.cli", "train", *CLUSTER_RUNS[dataset],
+               "--dataset", dataset, "--validation-split", "test[:32]", "--epochs", "2",
+               "--steps-per-epoch", "3", "--batch-size", "8", "--strategy", "multi_worker",
+               "--out", str(run)]
+    workers = []
+    for index in (0, 1):
+        log = open(tmp_path / f"worker-{index}.log", "wb")  # closed by `finish`
+        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(tmp_path),
+                       "TF_CONFIG": json.dumps(cluster_config(ports, index))}
+        worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                  env=environment)
+        worker.log = log
+        workers.append(worker)
+    finish(*workers)
+    printed = [(tmp_path / f"worker-{index}.log").read_text() for index in (0, 1)]
+    assert all("Trained 2 epoch(s)" in text for text in printed), printed
+    table = [text[text.index("epoch  accuracy"):text.index("Trained")] for text in printed]
+    assert table[0] == table[1]  # both workers took the same steps on the same figures
+    model = runs.load_model(run, compile=True)  # written once, by the chief
+    assert int(model.optimizer.iterations) == 2 * 3
+    assert not (run / runs.BACKUP).exists()
+
+
 @pytest.mark.slow
 def test_upstream_keras_still_needs_the_multi_worker_fix(tmp_path):
     """When this fails, Keras fixed keras-team/keras#20585: delete `fix_multi_worker_fit`."""
