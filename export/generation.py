@@ -94,9 +94,8 @@ def add_generate_signature(archive, model, max_length=None, name="generate"):
     tokenizer = preprocessor.tokenizer
 
     def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed):
-        tf.debugging.assert_positive(max_new_tokens, message="max_new_tokens must be > 0")
-        tf.debugging.assert_less(max_new_tokens, max_length,
-                                 message=f"max_new_tokens must be < max_length {max_length}")
+        max_new_tokens, temperature, top_k, top_p = check_sampling(
+            max_new_tokens, temperature, top_k, top_p, max_length, decoding.vocabulary_size)
         if is_seq2seq:
             extras = preprocessor(prompt)
             extras = {k: extras[k] for k in ("encoder_token_ids", "encoder_padding_mask")}
@@ -136,6 +135,27 @@ def add_generate_signature(archive, model, max_length=None, name="generate"):
         tf.TensorSpec([], tf.int32, name="seed"),
     ])
     return archive
+
+
+def check_sampling(max_new_tokens, temperature, top_k, top_p, max_length, vocabulary_size):
+    """Graph checks of the `generate` signature's settings: an `InvalidArgumentError` whose
+    first line names the setting and its range (a negative temperature or top_k, a top_p
+    past 1 would otherwise quietly mean something else). Returns the settings, to be read
+    only after the checks."""
+    steps = f"max_new_tokens must be in [1, {max_length}) (max_length), got"
+    checks = [
+        (max_new_tokens > 0, steps, max_new_tokens),
+        (max_new_tokens < max_length, steps, max_new_tokens),
+        (tf.math.is_finite(temperature) & (temperature >= 0.0),
+         "temperature must be a number >= 0 (0: greedy), got", temperature),
+        ((top_k >= 0) & (top_k <= vocabulary_size),
+         f"top_k must be in [0, {vocabulary_size}] (0: every token), got", top_k),
+        ((top_p > 0.0) & (top_p <= 1.0), "top_p must be in (0, 1] (1: every token), got",
+         top_p),
+    ]
+    asserts = [tf.debugging.Assert(holds, [message, value]) for holds, message, value in checks]
+    with tf.control_dependencies(asserts):  # before anything reads the settings
+        return [tf.identity(value) for value in (max_new_tokens, temperature, top_k, top_p)]
 
 
 def tflite_decoder(model, prompt_length=None, max_length=None, *, encoder_length=None):

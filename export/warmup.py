@@ -5,10 +5,10 @@ TFRecord of `PredictionLog`s (`tensorflow-serving-api`'s protos), one small requ
 signature, which TF Serving replays when it loads the version, so the first real request
 does not pay for graph warmup. The requests are made from the signatures themselves: a
 string for text, a small PNG for `image_bytes`, ones for ids and masks (and for generate's
-`max_new_tokens`), zeros for segment ids (a model may have one segment) and floats (greedy,
-for generate's `temperature`); unknown dimensions are 1 (batch) and 8 (others), scalars stay
-scalars. A request the signature's input checks reject would stop TF Serving from loading
-the version.
+`max_new_tokens`, and generate's `top_p`: every token), zeros for segment ids (a model may
+have one segment) and other floats (greedy, for generate's `temperature`); unknown
+dimensions are 1 (batch) and 8 (others), scalars stay scalars. A request the signature's
+input checks reject would stop TF Serving from loading the version.
 
 `write_models_config(base_dir)` writes `<base_dir>/models.config`, the `--model_config_file`
 that serves every model folder under `base_dir` from one TF Serving process.
@@ -73,7 +73,7 @@ def example_input(name, dtype, shape):
             return np.full(shape, tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy(),
                            dtype=object)
         return np.full(shape, WARMUP_TEXT.encode(), dtype=object)
-    if dtype.is_integer and not name.endswith("segment_ids"):
+    if (dtype.is_integer and not name.endswith("segment_ids")) or name == "top_p":
         return np.ones(shape, dtype.as_numpy_dtype)
     return np.zeros(shape, dtype.as_numpy_dtype)
 

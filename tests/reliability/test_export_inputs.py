@@ -16,6 +16,7 @@ from export import warmup
 from export.generation import litert_generate, tflite_decoder
 from export.litert import run_tflite
 from export.report import SignatureError, run_saved_models
+from tests.export import models
 from tests.export.models import keras_outputs
 from tests.reliability.cases import Case, assert_message, assert_raises, params
 
@@ -38,8 +39,13 @@ IDS = np.array([[0, 5, 1023, 7], [9, 8, 3, 0]], "int32")  # both ends of the voc
 MASK = np.array([[1, 1, 1, 1], [1, 1, 1, 0]], "int32")
 
 
+GENERATOR = "gpt-causal_lm-with-tokenizer"  # strings in: the generate signature
+
+
 @functools.cache
 def model(key):
+    if key == GENERATOR:
+        return models.build("gpt", "causal_lm", {"num_layers": 1})
     family, task, arguments = MODELS[key]
     return zoo.build(family, task=task, num_layers=1, **arguments)
 
@@ -160,6 +166,38 @@ SAVED_MODEL = [
          r"decoder_token_ids"),
 ]
 
+# The generate signature's settings (a tiny GPT: 128 positions, 20 tokens).
+GREEDY = {"prompt": np.array([b"the quick brown"]), "max_new_tokens": np.int32(3),
+          "temperature": np.float32(0), "top_k": np.int32(0), "top_p": np.float32(1),
+          "seed": np.int32(0)}
+
+
+def generate_job(**changes):
+    return lambda: (GENERATOR, {**GREEDY, **{k: np.asarray(v, GREEDY[k].dtype)
+                                            for k, v in changes.items()}})
+
+
+STEPS_WORDS = r"max_new_tokens must be in \[1, 128\) \(max_length\), got"
+GENERATE = [
+    Case("generate max_new_tokens 0", generate_job(max_new_tokens=0), INVALID,
+         STEPS_WORDS + r".*\b0\b"),
+    Case("generate max_new_tokens negative", generate_job(max_new_tokens=-4), INVALID,
+         STEPS_WORDS + r".*-4"),
+    Case("generate max_new_tokens = max_length", generate_job(max_new_tokens=128), INVALID,
+         STEPS_WORDS + r".*128"),
+    Case("generate negative temperature", generate_job(temperature=-1.0), INVALID,
+         r"temperature must be a number >= 0 \(0: greedy\), got.*-1"),
+    Case("generate NaN temperature", generate_job(temperature=np.nan), INVALID,
+         r"temperature must be a number >= 0.*got.*nan"),
+    Case("generate negative top_k", generate_job(top_k=-1), INVALID,
+         r"top_k must be in \[0, 20\] \(0: every token\), got.*-1"),
+    Case("generate top_k past the vocabulary", generate_job(top_k=21), INVALID,
+         r"top_k must be in \[0, 20\].*21"),
+    Case("generate top_p 0", generate_job(top_p=0.0), INVALID,
+         r"top_p must be in \(0, 1\] \(1: every token\), got"),
+    Case("generate top_p 1.5", generate_job(top_p=1.5), INVALID, r"top_p must be in \(0, 1\].*1.5"),
+]
+
 # (name, job): valid inputs, the edges of each range among them, equal Keras' outputs.
 VALID = [
     ("bert classifier", job("bert-classifier")),
@@ -183,13 +221,17 @@ def served(tmp_path_factory):
     and every case's call made in one fresh process."""
     base = tmp_path_factory.mktemp("exports")
     paths = {key: export.saved_model(model(key), base) for key in MODELS}
-    calls = [(case.name, case.call) for case in SAVED_MODEL] + VALID
-    jobs = [(paths[key], "token_ids", inputs) for key, inputs in (call() for _, call in calls)]
+    paths[GENERATOR] = export.saved_model(model(GENERATOR), base)
+    calls = [(case.name, case.call) for case in SAVED_MODEL + GENERATE] + VALID + [
+        ("generate greedy", generate_job()), ("generate at the largest settings", generate_job(
+            max_new_tokens=127, temperature=5.0, top_k=20, top_p=1.0))]
+    jobs = [(paths[key], "generate" if key == GENERATOR else "token_ids", inputs)
+            for key, inputs in (call() for _, call in calls)]
     results = run_saved_models(jobs, repeats=0, keep_errors=True)
     return {name: outputs for (name, _), (outputs, _) in zip(calls, results, strict=True)}
 
 
-@pytest.mark.parametrize("case", params(SAVED_MODEL))
+@pytest.mark.parametrize("case", params(SAVED_MODEL + GENERATE))
 def test_bad_input_fails_the_signature_naming_it(served, case):
     result = served[case.name]
     assert isinstance(result, SignatureError), f"no error: it gave outputs {sorted(result)}"
@@ -204,6 +246,16 @@ def test_valid_input_gives_the_keras_outputs(served, name, call):
     key, inputs = call()
     for output, expected in keras_outputs(model(key), inputs).items():
         np.testing.assert_allclose(outputs[output], expected, atol=1e-5, rtol=0)
+
+
+def test_generate_signature_answers_as_keras_within_its_ranges(served):
+    greedy = served["generate greedy"]
+    assert not isinstance(greedy, SignatureError), greedy.message
+    expected = model(GENERATOR).generate(["the quick brown"], max_new_tokens=3)
+    assert greedy["text"].astype(str).tolist() == expected
+    widest = served["generate at the largest settings"]
+    assert not isinstance(widest, SignatureError), widest.message
+    assert widest["token_ids"].shape == (1, 127)
 
 
 # TFLite: a row with a bad input gives NaN in every output; the other rows are unaffected.
@@ -298,5 +350,5 @@ def test_tflite_prefill_and_decode_give_nan_for_bad_ids(decoder):
         assert np.isfinite(out["logits"]).all() != nan, (token_id, index)
 
 
-CASE_COUNT = (len(SAVED_MODEL) + len(VALID) + len(TFLITE_ROWS) + 1 + len(LITERT)
+CASE_COUNT = (len(SAVED_MODEL) + len(GENERATE) + 2 + len(VALID) + len(TFLITE_ROWS) + 1 + len(LITERT)
               + len(DECODE_STEPS) + 1)
