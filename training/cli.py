@@ -78,6 +78,8 @@ def main(argv=None):
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        if not args.verbose:
+            import_tensorflow_quietly()
         return args.handler(args) or 0
     except KeyboardInterrupt:
         print(f"kt {args.command}: interrupted", file=sys.stderr)
@@ -87,6 +89,24 @@ def main(argv=None):
             traceback.print_exc()
         print(f"kt {args.command}: error: {one_line(error, args.verbose)}", file=sys.stderr)
         return 2
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow with the lines its native libraries print while they load (absl's
+    "All log messages before absl::InitializeLog()", oneDNN's and CUDA's notices, which
+    TF_CPP_MIN_LOG_LEVEL does not reach) sent to /dev/null: file descriptor 2 points there
+    while the import runs. A failing import still raises, after stderr is back."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def one_line(error, verbose=False):
