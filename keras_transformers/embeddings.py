@@ -1,5 +1,9 @@
 """Input embeddings: tokens plus positions for text, patches plus positions for images.
 
+An id outside the table embeds as NaN (`lookup`): a plain lookup reads id -1 as the
+last row (numpy's rule) and XLA clamps ids past the end, so a bad id would otherwise give a
+plausible number, in compiled graphs too, where no assertion runs.
+
 Example:
 
 >>> import numpy as np
@@ -21,6 +25,23 @@ PACKAGE = "keras_transformers"
 POSITION_KINDS = ("learned", "sinusoidal", None)
 
 
+def lookup(embedding, ids, size):
+    """`embedding(ids)` (a `keras.layers.Embedding` of `size` rows), NaN where `ids` lie
+    outside `[0, size)`: the same on every backend, compiled or not (TensorFlow's gather
+    would fail on an id past the end without XLA and clamp it with XLA).
+
+    >>> import keras, numpy as np
+    >>> table = keras.layers.Embedding(4, 2)
+    >>> out = np.asarray(lookup(table, np.array([[0, -1, 4]]), 4))
+    >>> np.isnan(out).any(axis=-1).tolist()
+    [[False, True, True]]
+    """
+    valid = ops.logical_and(ops.greater_equal(ids, 0), ops.less(ids, size))
+    embedded = embedding(ops.where(valid, ids, ops.zeros_like(ids)))
+    nan = ops.convert_to_tensor(float("nan"), dtype=embedded.dtype)
+    return ops.where(ops.expand_dims(valid, -1), embedded, nan)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """Token embeddings plus position embeddings (learned or sinusoidal, or none).
@@ -35,7 +56,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         embeddings_initializer: for both tables.
 
     Call arguments:
-        token_ids: int `[batch, length]`.
+        token_ids: int `[batch, length]`; an id outside `[0, vocabulary_size)` embeds as NaN.
         start_index: position of the first token (for cached decoding).
         reverse: treat the input as hidden states `[batch, length, hidden_dim]` (or
             `[batch, hidden_dim]`) and return logits over the vocabulary (a language-model
@@ -86,7 +107,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 # CPU turns `states @ table.T` into an element-wise loop at batch 1.
                 return ops.transpose(ops.matmul(table, ops.transpose(token_ids)))
             return ops.matmul(token_ids, ops.transpose(table))
-        embedded = self.token_embedding(token_ids)
+        embedded = lookup(self.token_embedding, token_ids, self.vocabulary_size)
         if self.scale_by_sqrt_dim:
             embedded = embedded * ops.cast(self.hidden_dim**0.5, embedded.dtype)
         if self.position_embedding is not None:

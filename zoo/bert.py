@@ -20,6 +20,7 @@ import keras
 from keras import ops
 
 from keras_transformers import Dropout, EncoderBlock, TokenAndPositionEmbedding
+from keras_transformers.embeddings import lookup
 from keras_transformers.initializers import truncated_normal
 from zoo.backbone import Backbone
 from zoo.config import Family, check_heads_divide, check_positive
@@ -101,7 +102,8 @@ class BertBackbone(Backbone):
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
         segment_ids = keras.Input((None,), dtype="int32", name="segment_ids")
         padding_mask = keras.Input((None,), dtype="int32", name="padding_mask")
-        x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids)
+        segments = lookup(self.segment_embedding, segment_ids, c.num_segments)
+        x = self.token_embedding(token_ids) + segments
         x = self.embeddings_dropout(self.embeddings_norm(x))
         for layer in self.transformer_layers:
             x = layer(x, padding_mask=padding_mask)

@@ -32,6 +32,21 @@ def test_token_embedding_plus_learned_positions():
     assert_close(layer(TOKEN_IDS, start_index=3), tokens[TOKEN_IDS] + positions[None, 3:8])
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_ids_outside_the_table_embed_as_nan_compiled_too(jit):
+    import keras
+
+    layer = TokenAndPositionEmbedding(vocabulary_size=10, sequence_length=8, hidden_dim=6)
+    ids = np.array([[3, -1, 9], [10, 2, 2**31 - 1], [0, 9, 4]], "int32")
+    inputs = keras.Input((None,), dtype="int32")
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(jit_compile=jit)
+    out = model.predict(ids, verbose=0)
+    assert np.isnan(out).any(axis=-1).tolist() == [[False, True, False], [True, False, True],
+                                                   [False, False, False]]
+    assert np.isnan(out[ids < 0]).all() and np.isfinite(out[2]).all()
+
+
 def test_token_embedding_plus_sinusoidal_positions():
     layer = TokenAndPositionEmbedding(
         vocabulary_size=10, sequence_length=8, hidden_dim=6, position="sinusoidal"

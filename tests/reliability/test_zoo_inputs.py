@@ -278,4 +278,33 @@ def test_valid_inputs_still_give_numbers():
     np.testing.assert_allclose(bert.predict(inputs, verbose=0), bert(inputs), atol=1e-6)
 
 
+# Where no check runs in Python (a tf.data dataset, a compiled step): a row with an id
+# outside its table gives NaN, every family, not a number read from another row.
+DATASET_ROWS = {"gpt-causal_lm": [[5, 6, 7], [5, -1, 7], [5, 6, 1024]],
+                "bert-classifier": [[5, 6, 7], [-3, 6, 7], [5, 1024, 7]],
+                "t5-seq2seq_lm": [[5, 6, 7], [5, 6, -1], [1024, 6, 7]]}
+
+
+@pytest.mark.parametrize("key", sorted(DATASET_ROWS))
+def test_ids_outside_the_vocabulary_give_nan_rows_where_no_python_check_runs(key):
+    import tensorflow as tf
+
+    name, task = key.split("-")
+    m = model(name, task)
+    inputs = text_inputs(name, DATASET_ROWS[key])
+    for side in ("encoder", "decoder"):
+        if f"{side}_token_ids" in m.input:
+            inputs[f"{side}_token_ids"] = inputs["token_ids"]
+            inputs[f"{side}_padding_mask"] = inputs["padding_mask"]
+    inputs = {k: v for k, v in inputs.items() if k in m.input}
+    if name == "bert":  # a fourth row: a segment id past num_segments
+        inputs = {k: np.concatenate([v, v[:1]]) for k, v in inputs.items()}
+        inputs["segment_ids"][3, 1] = 2
+    m.compile()  # jit_compile=True
+    out = m.predict(tf.data.Dataset.from_tensor_slices(inputs).batch(4), verbose=0)
+    rows = np.isnan(out.reshape(len(out), -1))
+    assert rows.all(axis=1).tolist() == [False] + [True] * (len(out) - 1)
+    assert not rows[0].any()
+
+
 CASE_COUNT = len(BUILD) + len(FROM_PRETRAINED) + len(CALLS) + len(GENERATE)
