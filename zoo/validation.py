@@ -7,8 +7,9 @@ nothing. `input_limits(model)` says what each input may hold, from the backbone'
 `check_inputs(model, inputs)` raises a one-line `ValueError` naming the input, the bad value,
 where it is and the valid range. Tasks and backbones run it on every call with concrete
 values (eager calls, `predict`, `generate`); the exported signatures run the same limits as
-graph checks (`export.signatures`). Inside a compiled training step there is no check: its
-ids come from the model's own preprocessor.
+graph checks (`export.signatures`). Where no check runs (a compiled step, `predict` on a
+`tf.data.Dataset`), an id outside its table embeds as NaN (`keras_transformers.embeddings.
+lookup`), so the row's outputs are NaN, not numbers.
 
 Example:
 
