@@ -245,6 +245,7 @@ def test_bad_arguments_are_one_line_errors(files, capsys, argv, words):
     assert not wrote, "a refused kt train wrote its folder"
 
 
+@pytest.mark.slow  # trains
 def test_a_corrected_command_runs_where_a_refused_one_was(files, capsys, tmp_path):
     """The issue's case: `--epochs 0` refused, then the same folder trains."""
     out = tmp_path / "run"
@@ -268,6 +269,7 @@ def test_an_unexpected_error_is_one_line_and_verbose_shows_the_traceback(capsys,
     assert status == 2 and "Traceback" in err and "KeyError: 'inside'" in err
 
 
+@pytest.mark.slow  # `kt models gpt` counts the parameters of every size
 def test_verbose_works_after_the_command_too(capsys):
     status, err = run_kt(["models", "gpt", "--verbose"], capsys)
     assert status == 0, err
