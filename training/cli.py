@@ -15,7 +15,7 @@ line, `kt COMMAND: error: ...`, with exit status 2; `--verbose` adds the traceba
 """
 
 import argparse
-import os
+import contextlib
 import sys
 import traceback
 
@@ -29,6 +29,7 @@ from training.commands import (
     train,
     verify,
 )
+from training.quiet import quiet
 
 # The one table of subcommands: name -> its module under training/commands/ (each imports
 # TensorFlow and the zoo only when it runs, so `kt --help` is quick).
@@ -73,40 +74,24 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
 
 def main(argv=None):
     """Entry point of the `kt` console script; returns the exit status: 0, 2 for an error
-    (one line on stderr; the traceback too with `--verbose`), 130 when interrupted."""
+    (one line on stderr; the traceback too with `--verbose`), 130 when interrupted. Without
+    `--verbose` the dependencies' own output stays out of the terminal (`training.quiet`)."""
     args = parser().parse_args(argv)
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        if not args.verbose:
-            import_tensorflow_quietly()
-        return args.handler(args) or 0
-    except KeyboardInterrupt:
-        print(f"kt {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 (every error is reported, never a traceback)
-        if args.verbose:
-            traceback.print_exc()
-        print(f"kt {args.command}: error: {one_line(error, args.verbose)}", file=sys.stderr)
-        return 2
-
-
-def import_tensorflow_quietly():
-    """Import TensorFlow with the lines its native libraries print while they load (absl's
-    "All log messages before absl::InitializeLog()", oneDNN's and CUDA's notices, which
-    TF_CPP_MIN_LOG_LEVEL does not reach) sent to /dev/null: file descriptor 2 points there
-    while the import runs. A failing import still raises, after stderr is back."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with contextlib.nullcontext() if args.verbose else quiet() as log:
+        try:
+            return args.handler(args) or 0
+        except KeyboardInterrupt:
+            print(f"kt {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as error:  # noqa: BLE001 (every error is reported, never a traceback)
+            if args.verbose:
+                traceback.print_exc()
+            message = one_line(error, args.verbose)
+            if log is not None and not isinstance(error, USER_ERRORS):
+                log.keep = True
+                message += f" (TensorFlow's own log: {log.path})"
+            print(f"kt {args.command}: error: {message}", file=sys.stderr)
+            return 2
 
 
 def one_line(error, verbose=False):

@@ -208,7 +208,7 @@ def train(settings, overwrite=False, verbose=1, restart=False, notify=None):
     start = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=settings.epochs,
               initial_epoch=restored.epoch, steps_per_epoch=steps, callbacks=callbacks,
-              verbose=verbose)
+              shuffle=False, verbose=verbose)  # the stream is shuffled already
     seconds = time.perf_counter() - start
     history = next(c for c in callbacks if isinstance(c, run_callbacks.RunHistory)).epochs
     trained = len(history) - restored.epoch
