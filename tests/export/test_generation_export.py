@@ -95,6 +95,30 @@ def test_tflite_prefill_decode_loop_in_litert_reproduces_keras_greedy(size):
 
 
 @pytest.mark.slow
+def test_quantized_decoders_are_smaller_and_decode_as_keras():
+    """fp16 weights: half the file, Keras' greedy tokens; dynamic-range int8 weights: a
+    third, and on these random weights 81% of the greedy tokens (measured), every first one."""
+    from export.generation import litert_generate, tflite_decoder
+
+    model = lively(zoo.build("gpt", size="tiny_llama", task="causal_lm", vocabulary_size=512,
+                             hidden_dim=128, intermediate_dim=256, num_layers=2))
+    expected = model.generate(PROMPTS, 7)
+    sizes, tokens = {}, {}
+    for quantize in (None, "fp16", "dynamic"):
+        content = tflite_decoder(model, prompt_length=8, max_length=16, quantize=quantize)
+        sizes[quantize] = len(content)
+        tokens[quantize] = [litert_generate(content, prompt, 7) for prompt in PROMPTS]
+    assert tokens[None] == tokens["fp16"] == expected
+    assert sizes["fp16"] < 0.6 * sizes[None] and sizes["dynamic"] < 0.45 * sizes[None]
+    agree = [a == b for got, want in zip(tokens["dynamic"], expected, strict=True)
+             for a, b in zip(got, want, strict=True)]
+    assert np.mean(agree) >= 0.75
+    assert [row[0] for row in tokens["dynamic"]] == [row[0] for row in expected]
+    with pytest.raises(ValueError, match=r"quantize must be one of \(None, 'dynamic', 'fp16'\)"):
+        tflite_decoder(model, prompt_length=8, max_length=16, quantize="int4")
+
+
+@pytest.mark.slow
 def test_export_refuses_what_it_cannot_do():
     from export.generation import add_generate_signature, litert_generate, tflite_decoder
 
