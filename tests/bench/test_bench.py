@@ -107,9 +107,32 @@ def test_the_page_is_made_of_the_newest_complete_full_run_of_each_backend(tmp_pa
             "20260101-000000-jax.json": ("jax", "jax", False, True)}
     for name, (backend, label, quick, complete) in runs.items():
         run = {"machine": {"backend": backend, "time": label}, "quick": quick,
-               "complete": complete}
+               "complete": complete, "training": [{}]}
         (tmp_path / name).write_text(json.dumps(run))
+    alone = {"machine": {"backend": "tensorflow", "time": "quantization"}, "quick": False,
+             "complete": True, "training": [], "quantization": {"modes": []}}
+    (tmp_path / "20260105-000000-tensorflow.json").write_text(json.dumps(alone))
     assert [run["machine"]["time"] for run in report.latest_runs(tmp_path)] == ["jax", "new"]
+    assert report.latest_quantization(tmp_path)["machine"]["time"] == "quantization"
+
+
+@pytest.mark.slow
+def test_quantized_decoders_are_measured_alone_and_added_to_the_page(tmp_path):
+    page = tmp_path / "BENCHMARKS.md"
+    assert cli.main(["--quick", "--only", "quantization", "--results", str(tmp_path),
+                     "--markdown", str(page)]) == 0
+    (path,) = tmp_path.glob("*-tensorflow.json")
+    record = json.loads(path.read_text())["quantization"]
+    modes = {m["quantize"]: m for m in record["modes"]}
+    assert list(modes) == ["float32", "fp16", "dynamic"]
+    assert modes["float32"]["prompts_equal"] == record["prompts"] == 4
+    assert modes["float32"]["agreement"] == 1.0
+    # (tiny tensors stay float in "dynamic": on SmolLM2 it is the smallest)
+    assert max(modes["dynamic"]["bytes"], modes["fp16"]["bytes"]) < modes["float32"]["bytes"]
+    assert all(m["new_tokens_per_second"] > 0 and m["convert_peak_rss_mb"] > 100
+               for m in record["modes"])
+    text = page.read_text()
+    assert "### TFLite decoder of tiny random Llama" in text and "| dynamic |" in text
 
 
 def test_bad_flags_say_what_to_choose(capsys):
