@@ -1,14 +1,21 @@
-"""`kt generate RUN_OR_PATH --prompt "..."`: continue a prompt, printing tokens as they come."""
+"""`kt generate RUN_OR_PATH --prompt "..."`: continue a prompt, printing tokens as they come;
+`--chat "..."` (with `--system "..."`): the assistant's answer to a message, through the
+model's chat template."""
 
 import sys
 
-HELP = "continue a text prompt with a causal or seq2seq language model"
+HELP = "continue a text prompt, or answer a chat message, with a language model"
 
 
 def add_arguments(parser):
     parser.add_argument("target", metavar="RUN_OR_PATH",
                         help="a run folder, a .keras file, a Hugging Face folder or a .gguf file")
-    parser.add_argument("--prompt", required=True, help="the text to continue")
+    text = parser.add_mutually_exclusive_group(required=True)
+    text.add_argument("--prompt", help="the text to continue")
+    text.add_argument("--chat", metavar="MESSAGE",
+                      help="a user message, written with the model's chat template; prints the "
+                           "assistant's answer")
+    parser.add_argument("--system", help="with --chat: a system message before it")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--sampler", default="greedy",
                         help="greedy, temperature, top_k, top_p or beam (default: greedy)")
@@ -20,12 +27,28 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=None, help="makes sampling reproducible")
 
 
+def prompt_or_messages(args):
+    """The text of --prompt, or the messages of --chat (after the --system one)."""
+    from training import checks
+
+    if args.chat is None:
+        if args.system is not None:
+            raise ValueError("--system goes with --chat: give --chat \"message\" instead of "
+                             "--prompt.")
+        return checks.not_empty("--prompt", args.prompt)
+    messages = [{"role": "user", "content": checks.not_empty("--chat", args.chat)}]
+    if args.system is not None:
+        content = checks.not_empty("--system", args.system)
+        messages.insert(0, {"role": "system", "content": content})
+    return messages
+
+
 def run(args):
     from training import checks, runs
     from zoo import generation
 
     checks.at_least("--max-new-tokens", args.max_new_tokens)
-    checks.not_empty("--prompt", args.prompt)
+    inputs = prompt_or_messages(args)
     model = runs.load_model(args.target)
     if not hasattr(model, "generate"):
         raise ValueError(f"{args.target} is a {type(model).__name__}, which cannot generate: "
@@ -36,13 +59,13 @@ def run(args):
     options = dict(sampler=args.sampler, temperature=args.temperature, top_k=args.top_k,
                    top_p=args.top_p, seed=args.seed)
     if args.sampler == "beam":  # whole sequences: printed at the end
-        print(model.generate(args.prompt, args.max_new_tokens, num_beams=args.num_beams,
+        print(model.generate(inputs, args.max_new_tokens, num_beams=args.num_beams,
                              length_penalty=args.length_penalty, **options))
         return 0
     tokenizer = model.preprocessor.tokenizer
-    stops = set(generation.default_stop_token_ids(model))
+    stops = set(generation.default_stop_token_ids(model, chat=args.chat is not None))
     ids, shown = [], ""
-    for token in generation.stream(model, args.prompt, args.max_new_tokens, **options):
+    for token in generation.stream(model, inputs, args.max_new_tokens, **options):
         if token in stops:
             break
         ids.append(token)

@@ -5,7 +5,8 @@
 tokens as they are chosen. Both go through `prepare`: the decoding of the model
 (`zoo.generation.loop.decoding_for`), the checks of the arguments (`check_arguments`), the
 prompts as lists of ids (`causal_request`, `seq2seq_request`: text through the attached
-preprocessor, lists of ids, or a dict of padded ids and mask), the prompts checked and cut
+preprocessor, chat messages through its chat template, lists of ids, or a dict of padded
+ids and mask), the prompts checked and cut
 from the left to fit the model's context (`fit_context`), and the stop tokens resolved
 (`default_stop_token_ids`). `generate` pads the prompts to a multiple of `PROMPT_BUCKET` (so
 that calls with other prompt lengths do not trace again), runs the compiled loop
@@ -21,6 +22,7 @@ from keras import ops
 
 from zoo.generation.loop import Seq2SeqDecoding, Settings, compiled, decode, decoding_for, start
 from zoo.generation.samplers import SAMPLERS, choose, sampler_for
+from zoo.preprocessing import chat_template
 
 PROMPT_BUCKET = 16
 
@@ -75,6 +77,7 @@ class Request:
     extras: dict
     kind: str  # "strings", "lists" or "dict"
     scalar: bool = False
+    chat: bool = False  # rendered from chat messages: stop at the template's end of turn
 
 
 def _preprocessor(model):
@@ -89,6 +92,14 @@ def _preprocessor(model):
 
 
 def causal_request(model, inputs):
+    conversations = chat_template.as_conversations(inputs)
+    if conversations is not None:
+        conversations, scalar = conversations
+        tokenizer = _preprocessor(model).tokenizer
+        # The template writes the start token itself when the model wants one.
+        strings = chat_template.render_conversations(tokenizer, conversations)
+        rows = [[int(t) for t in row] for row in tokenizer(strings).to_list()]
+        return Request(rows, {}, "strings", scalar, chat=True)
     texts = _as_strings(inputs)
     if texts is not None:
         strings, scalar = texts
@@ -185,13 +196,20 @@ def fit_context(rows, max_new_tokens, context, stacklevel=3):
     return fitted
 
 
-def default_stop_token_ids(model):
-    """The end token of the attached preprocessor's tokenizer, or none."""
+def default_stop_token_ids(model, chat=False):
+    """The end token of the attached preprocessor's tokenizer, or none; with `chat`, also the
+    token its chat template ends a turn with (`chat_template.end_of_turn`: `<|im_end|>`)."""
     preprocessor = getattr(model, "preprocessor", None)
+    tokenizer = getattr(preprocessor, "tokenizer", None)
     end_id = getattr(preprocessor, "end_id", None)
-    if end_id is None and preprocessor is not None:
-        end_id = getattr(getattr(preprocessor, "tokenizer", None), "end_id", None)
-    return () if end_id is None else (int(end_id),)
+    if end_id is None:
+        end_id = getattr(tokenizer, "end_id", None)
+    stops = () if end_id is None else (int(end_id),)
+    end_of_turn = chat_template.end_of_turn(tokenizer) if chat else None
+    if end_of_turn is not None:
+        end_of_turn_id = int(tokenizer.token_to_id(end_of_turn))
+        stops += () if end_of_turn_id in stops else (end_of_turn_id,)
+    return stops
 
 
 def decoder_start_id_of(model):
@@ -223,6 +241,9 @@ def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, n
     check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
                     min_new_tokens, decoding.vocabulary_size, decoding.context)
     is_seq2seq = isinstance(decoding, Seq2SeqDecoding)
+    if is_seq2seq and chat_template.as_conversations(inputs) is not None:
+        raise ValueError("Chat messages need a causal language model (GPT or Llama style): "
+                         "give a Seq2SeqLM text or token ids.")
     if one_prompt and not isinstance(inputs, (str, bytes)):
         inputs = [list(inputs)]
     request = (seq2seq_request if is_seq2seq else causal_request)(model, inputs)
@@ -241,7 +262,7 @@ def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, n
     # stacklevel 4: the warning names the caller of `generate` or `stream`.
     request.rows = fit_context(request.rows, max_new_tokens, decoding.context, stacklevel=4)
     if stop_token_ids == "auto":
-        stop_token_ids = default_stop_token_ids(model)
+        stop_token_ids = default_stop_token_ids(model, chat=request.chat)
     return decoding, request, tuple(int(i) for i in (stop_token_ids or ()))
 
 
@@ -252,7 +273,10 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
 
     Args:
         model: a zoo `CausalLM` or `Seq2SeqLM`.
-        inputs: text (a string or a list of strings) when the model has a preprocessor; or
+        inputs: text (a string or a list of strings) when the model has a preprocessor;
+            chat messages (`[{"role": "user", "content": "..."}]`, or a list of such
+            conversations) when its tokenizer has a chat template (rendered with the opening
+            of the assistant's turn, nothing added before it); or
             token ids: a list of lists (or a ragged tensor) of prompts, or a dict with
             `token_ids` and `padding_mask` (right-padded); a `Seq2SeqLM` takes the source
             (`encoder_token_ids`, `encoder_padding_mask`) and starts its decoder with the
@@ -265,12 +289,14 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
         top_p: for `"top_p"`, in (0, 1].
         num_beams, length_penalty: for `"beam"`.
         stop_token_ids: ids that end a row (kept in ids, dropped from text); `"auto"`: the
-            tokenizer's end token when there is a preprocessor, else none; None: none.
+            tokenizer's end token when there is a preprocessor (and for chat messages the
+            template's end of turn, `<|im_end|>`), else none; None: none.
         min_new_tokens: stop tokens are banned before this many new tokens.
         seed: an int; the same seed gives the same samples. Random when None.
 
     Returns:
-        What came in: strings (one string for one), lists of new ids (the stop token
+        What came in: strings (one string for one prompt or conversation: the assistant's
+        answer for messages), lists of new ids (the stop token
         included), or a dict `{"token_ids", "padding_mask"}` `[batch, max_new_tokens]`.
     """
     decoding, request, stop_token_ids = prepare(

@@ -39,7 +39,9 @@ in packing.py; the preprocessors in text.py, language_model.py and image.py;
 `preprocessor_for(model, tokenizer, sequence_length)` (for_model.py) picks and configures the
 preprocessor of a zoo task, `default_image_preprocessor(model)` an image model's;
 `tokenizer_from_folder` / `tokenizer_from_gguf` (from_checkpoint.py) read the tokenizer a
-checkpoint carries. Learning a vocabulary is `training.vocabulary`'s.
+checkpoint carries, with an instruct model's chat template (`tokenizer.chat_template`), which
+`render_chat` (chat_template.py, jinja2's sandbox, as transformers renders) turns with a
+conversation into a prompt. Learning a vocabulary is `training.vocabulary`'s.
 
 Everything here needs TensorFlow and tf-text, so `import zoo` does not import it: the names
 below are loaded when first used (`zoo.preprocessing.WordPieceTokenizer`).
@@ -85,6 +87,7 @@ _EXPORTS = {
     "DEFAULT_SEQUENCE_LENGTH": "for_model",
     "tokenizer_from_folder": "from_checkpoint",
     "tokenizer_from_gguf": "from_checkpoint",
+    "render_chat": "chat_template",
 }
 # The modules that register layer classes for `.keras` loading.
 _LAYER_MODULES = ("wordpiece", "sentencepiece", "byte_pair", "text", "language_model", "image",

@@ -4,6 +4,7 @@ which has no lookahead), the byte-to-unicode alphabet, and the merges applied by
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -83,12 +84,17 @@ class BytePairTokenizer(Tokenizer):
         unknown_token: the token of bytes whose symbol the vocabulary lacks (SmolLM2's has no
             symbol for some control bytes: they become `<|endoftext|>`, as in its Hugging Face
             tokenizer); None: every byte must have one.
+        special_tokens: tokens of the vocabulary that text may write whole (`<|im_start|>`):
+            each occurrence in the text is its id, the text around it is split and merged
+            apart (Hugging Face's added tokens, llama.cpp's control tokens).
+        start_id, end_id, pad_id: the ids of the start, end and padding tokens; by default
+            `<|endoftext|>` for start and end, where the vocabulary has it, and no padding.
+        chat_template: an instruct model's Jinja chat template (see `Tokenizer`).
 
     Bytes that are not UTF-8 are replaced by U+FFFD first (as Python's `errors="replace"`).
-    `detokenize` is the exact inverse of `call` for UTF-8 text. `start_id` and `end_id` are
-    `<|endoftext|>` where the vocabulary has it; there is no `pad_id` or `unk_id`. As in
-    GPT-2's encoder, `<|endoftext|>` written in the text is split like any text: add it as an
-    id (`add_special_tokens=True`).
+    `detokenize` is the exact inverse of `call` for UTF-8 text. As in GPT-2's encoder,
+    `<|endoftext|>` written in the text is split like any text unless it is one of
+    `special_tokens`: add it as an id (`add_special_tokens=True`).
 
     Example:
     >>> from zoo import paths
@@ -98,9 +104,15 @@ class BytePairTokenizer(Tokenizer):
     [15496, 995]
     >>> tokenizer.detokenize([[15496, 995]]).numpy().tolist()
     [b'Hello world']
+    >>> vocabulary = tokenizer.get_vocabulary()
+    >>> marked = BytePairTokenizer({t: i for i, t in enumerate(vocabulary)}, tokenizer.merges,
+    ...                            special_tokens=["<|endoftext|>"])
+    >>> marked("Hello<|endoftext|> world").numpy().tolist()
+    [15496, 50256, 995]
     """
 
-    def __init__(self, vocabulary, merges, split_digits=False, unknown_token=None, **kwargs):
+    def __init__(self, vocabulary, merges, split_digits=False, unknown_token=None,
+                 special_tokens=None, start_id=None, end_id=None, pad_id=None, **kwargs):
         super().__init__(**kwargs)
         self.split_digits = split_digits
         if isinstance(vocabulary, (str, os.PathLike)):
@@ -159,8 +171,24 @@ class BytePairTokenizer(Tokenizer):
             for token in tokens
         ]
         self._id_to_bytes = hash_table(np.arange(size), token_bytes, b"", tf.int64, tf.string)
-        self.start_id = self.end_id = vocabulary.get("<|endoftext|>")
+        default = vocabulary.get("<|endoftext|>")
+        self.start_id = default if start_id is None else int(start_id)
+        self.end_id = default if end_id is None else int(end_id)
+        self.pad_id = None if pad_id is None else int(pad_id)
         self.unk_id = vocabulary.get(unknown_token)
+        self._set_special_tokens(special_tokens or (), vocabulary)
+
+    def _set_special_tokens(self, special_tokens, vocabulary):
+        unknown = [token for token in special_tokens if token not in vocabulary]
+        if unknown:
+            raise ValueError(f"special tokens {unknown[:5]} are not in the vocabulary: give "
+                             "tokens of it.")
+        self.special_tokens = tuple(special_tokens)
+        # The longest first: RE2 takes the first alternative that matches.
+        ordered = sorted(set(special_tokens), key=len, reverse=True)
+        self._special_pattern = "|".join(re.escape(token) for token in ordered)
+        self._special_ids = hash_table(ordered or [""], [vocabulary[t] for t in ordered] or [-1],
+                                       -1, tf.string, tf.int32)
 
     @property
     def merges(self):
@@ -194,6 +222,20 @@ class BytePairTokenizer(Tokenizer):
         strings = tf.strings.unicode_transcode(
             strings, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
+        if not self.special_tokens:
+            return self._byte_pairs(strings)
+        # Special tokens cut the text; each part is one special id or merged on its own.
+        parts = tf_text.regex_split(strings, self._special_pattern, self._special_pattern)
+        special = self._special_ids.lookup(parts.flat_values)
+        is_special = special >= 0
+        text_ids = self._byte_pairs(tf.where(is_special, "", parts.flat_values))
+        special_ids = tf.RaggedTensor.from_row_lengths(
+            tf.boolean_mask(special, is_special), tf.cast(is_special, tf.int64), validate=False)
+        per_part = tf.concat([special_ids, text_ids], axis=1)
+        return tf.RaggedTensor.from_row_splits(
+            per_part.values, tf.gather(per_part.row_splits, parts.row_splits), validate=False)
+
+    def _byte_pairs(self, strings):
         pieces = split_for_bpe(strings, self.split_digits)
         piece_bytes = tf.strings.bytes_split(pieces.flat_values)
         byte_values = tf.reshape(tf.io.decode_raw(piece_bytes.flat_values, tf.uint8), [-1])
@@ -222,6 +264,10 @@ class BytePairTokenizer(Tokenizer):
             "merges": list(self._vocab.merges),
             "split_digits": self.split_digits,
             "unknown_token": self.unknown_token,
+            "special_tokens": list(self.special_tokens),
+            "start_id": self.start_id,
+            "end_id": self.end_id,
+            "pad_id": self.pad_id,
         }
 
 

@@ -60,6 +60,16 @@ class TextPreprocessor(Preprocessor):
         self.sequence_length = sequence_length
         self.pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
 
+    @property
+    def chat_template(self):
+        """The tokenizer's chat template (a Jinja string, or None): what `generate(messages)`
+        renders; set it here or on the tokenizer."""
+        return self.tokenizer.chat_template
+
+    @chat_template.setter
+    def chat_template(self, template):
+        self.tokenizer.chat_template = template
+
     def _need(self, name, what):
         value = getattr(self.tokenizer, name)
         if value is None:

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from zoo import paths
+from zoo.preprocessing.chat_template import compile_template
 
 # The registered package of the tokenizer and preprocessor classes: `.keras` files name them
 # by it (`keras_transformers>WordPieceTokenizer`), so it must not change.
@@ -64,16 +65,34 @@ class Tokenizer(keras.layers.Layer):
     batch (and [d0, d1, None] for a rank-2 input).
 
     Attributes `pad_id`, `unk_id`, `start_id`, `end_id`, `mask_id`: ids of the special tokens
-    the vocabulary has, None for those it lacks.
+    the vocabulary has, None for those it lacks. `chat_template`: the Jinja chat template of
+    an instruct model (`zoo.preprocessing.chat_template`), or None; kept in the config.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, chat_template=None, **kwargs):
         super().__init__(**kwargs)
+        self.chat_template = chat_template
         # Strings are no Keras inputs: take them as they come, positionally.
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.pad_id = self.unk_id = self.start_id = self.end_id = self.mask_id = None
         self.built = True
+
+    @property
+    def chat_template(self):
+        return self._chat_template
+
+    @chat_template.setter
+    def chat_template(self, template):
+        if template is not None:
+            compile_template(template)  # a template that is not Jinja fails here, not later
+        self._chat_template = template
+
+    def get_config(self):
+        config = super().get_config()
+        if self.chat_template is not None:
+            config["chat_template"] = self.chat_template
+        return config
 
     # Subclasses implement these on a flat batch: string [n] -> ragged int32 [n, None], back.
     def _tokenize(self, strings):
