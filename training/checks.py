@@ -73,6 +73,20 @@ def existing(flag, path):
     return path
 
 
+def existing_model(flag, path_or_name):
+    """`path_or_name` must be a path that exists or a Hugging Face name the hub or its cache
+    has (resolved now, so a bad name fails before anything is written; see `zoo.hub`)."""
+    from zoo import hub
+
+    if not hub.is_name(path_or_name):
+        return existing(flag, path_or_name)
+    try:
+        hub.resolve(path_or_name)
+    except ValueError as error:
+        raise ValueError(f"{flag} {error}") from None
+    return path_or_name
+
+
 def writable_folder(flag, path):
     """`path` must be a folder that exists or can be made: no part of it a file, and the
     nearest existing folder above it writable. Nothing is created."""
@@ -92,7 +106,7 @@ def writable_folder(flag, path):
 def check_settings(settings):
     """Check a `training.train.TrainSettings` before its run folder is touched.
 
-    Raises a `ValueError` (or `FileNotFoundError` for a missing `--from-pretrained`) that
+    Raises a `ValueError` (or `FileNotFoundError` for a missing `--from-pretrained` path) that
     names the flag, for every value `kt train` would fail on later: counts and rates out of
     range, an unknown model, size, dataset, split, strategy or `--set` field, a model that
     cannot read the dataset, a sequence longer than the model's positions, an `--out` that
@@ -110,7 +124,7 @@ def check_settings(settings):
     not_negative("--weight-decay", settings.weight_decay)
     fraction("--warmup-ratio", settings.warmup_ratio)
     fraction("--label-smoothing", settings.label_smoothing)
-    existing("--from-pretrained", settings.from_pretrained)
+    existing_model("--from-pretrained", settings.from_pretrained)
     writable_folder("--out", settings.out)
     if settings.strategy is not None and settings.strategy not in distribute.NAMES:
         raise ValueError(f"--strategy: unknown strategy {settings.strategy!r}. Choose one of "

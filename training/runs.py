@@ -11,7 +11,8 @@ A run folder (`kt train ... --out runs/NAME`) holds:
     results.json     `kt evaluate`'s figures, by dataset and split
 
 `load_model(target)` takes any of: a run folder, a `.keras` file, a Hugging Face folder
-(`config.json` + `model.safetensors`, with its tokenizer files) or a `.gguf` file.
+(`config.json` + `model.safetensors`, with its tokenizer files), a `.gguf` file, or a Hugging
+Face Hub name (`org/name`, `hf://org/name`, `hf://org/name/file.gguf`: `zoo.hub`).
 
 Example:
 
@@ -77,10 +78,10 @@ def model_file(run):
 
 def load_model(target, task=None, compile=False):
     """A model, with its preprocessor when it has one, from a run folder, a `.keras` file,
-    a Hugging Face folder or a `.gguf` file.
+    a Hugging Face folder, a `.gguf` file or a Hub name.
 
     Args:
-        target: the path.
+        target: the path, or a Hub name (see `zoo.from_pretrained`).
         task: for checkpoints: the task to build (see `zoo.from_pretrained`).
         compile: for `.keras` files: restore the training configuration too.
 
@@ -88,8 +89,9 @@ def load_model(target, task=None, compile=False):
     """
     import zoo
     from training import recipes  # noqa: F401 (registers the schedule a compiled model names)
+    from zoo import hub
 
-    path = Path(target)
+    path = hub.local_path(target)
     if path.is_dir() and is_run(path):
         path = model_file(path)
     if path.suffix == ".keras" and path.is_file():
@@ -100,7 +102,8 @@ def load_model(target, task=None, compile=False):
         return zoo.from_pretrained(path, task=task)
     raise FileNotFoundError(
         f"{target} is not a model: give a run folder (from `kt train`), a .keras file, a "
-        "Hugging Face folder (config.json + model.safetensors) or a .gguf file."
+        "Hugging Face folder (config.json + model.safetensors), a .gguf file or a Hugging Face "
+        "name (org/name)."
     )
 
 

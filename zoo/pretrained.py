@@ -1,5 +1,6 @@
 """`zoo.from_pretrained`: a checkpoint's weights (`zoo.checkpoints`) and its tokenizer
-(`zoo.preprocessing`), as one model that reads raw text.
+(`zoo.preprocessing`), as one model that reads raw text; the checkpoint a local path or a
+Hugging Face Hub name (`zoo.hub`).
 
 Example:
 
@@ -13,17 +14,23 @@ Example:
 """
 
 import warnings
-from pathlib import Path
 
+from zoo import hub
 from zoo.checkpoints import load_checkpoint
 
 
 def from_pretrained(path, task=None, sequence_length=None, **overrides):
-    """Build a zoo model from a local checkpoint, load its weights, and attach its
-    preprocessor when the checkpoint carries a tokenizer.
+    """Build a zoo model from a checkpoint, load its weights, and attach its preprocessor
+    when the checkpoint carries a tokenizer.
 
     Args:
-        path: a Hugging Face folder (`config.json` + `model.safetensors`) or a `.gguf` file.
+        path: a Hugging Face folder (`config.json` + `model.safetensors`) or a `.gguf` file;
+            or, as a string, a Hub name: `"org/name"` or `"hf://org/name"` (`@revision`
+            after it if needed), `"hf://org/name/file.gguf"` for one GGUF file of a repo.
+            A path that exists wins. A name is downloaded once (config, safetensors and
+            tokenizer files only, never pickles) into huggingface_hub's cache
+            (`HF_HUB_CACHE`) and read from there after; `HF_HUB_OFFLINE=1` reads the cache
+            only (see `zoo.hub`).
         task: the zoo task to build. None builds what the checkpoint's architecture is
             (`BertModel` -> the backbone, `BertForSequenceClassification` -> `classifier`);
             `"backbone"` the backbone alone; another task loads the backbone's weights and
@@ -41,9 +48,10 @@ def from_pretrained(path, task=None, sequence_length=None, **overrides):
 
     Errors (`zoo.CheckpointError`, a `ValueError`) name what is wrong: no config.json or
     weights, an architecture the zoo does not have, missing, unexpected or misshapen tensors
-    (by name), a truncated file, a pickle checkpoint (refused, never unpickled).
+    (by name), a truncated file, a pickle checkpoint (refused, never unpickled), a Hub name
+    that is unknown, or not in the cache when offline or the Hub cannot be reached.
     """
-    path = Path(path)
+    path = hub.local_path(path)
     model = load_checkpoint(path, task=task, **overrides)
     if hasattr(model, "backbone"):
         _attach_preprocessor(model, path, sequence_length)

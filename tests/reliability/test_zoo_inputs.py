@@ -9,6 +9,7 @@ import pytest
 import safetensors.numpy
 
 import zoo
+from tests.hub_fixtures import add_repo, offline
 from tests.reliability.cases import Case, assert_raises, params
 
 
@@ -108,6 +109,16 @@ def folder_with(config_text, files=()):
     return make
 
 
+def from_hub(name, repos=()):
+    """`zoo.from_pretrained(name)` offline, against a cache holding `repos`."""
+    def run(tmp_path):
+        for repo_id, files in dict(repos).items():
+            add_repo(tmp_path / "hub", repo_id, files)
+        with offline(tmp_path / "hub"):
+            return zoo.from_pretrained(name)
+    return run
+
+
 BERT_CONFIG = json.dumps({"model_type": "bert", "vocab_size": 32, "hidden_size": 8,
                           "num_hidden_layers": 1, "num_attention_heads": 2,
                           "intermediate_size": 16, "max_position_embeddings": 16})
@@ -139,6 +150,16 @@ FROM_PRETRAINED = [
     Case("unknown task on import", from_pretrained(
         lambda t: "tests/fixtures/reference/bert", task="generate"), ValueError,
          r"unknown task 'generate'"),
+    Case("hub name not in the cache, offline", from_hub("test-org/nowhere"), ValueError,
+         r"test-org/nowhere is not a local path; the Hugging Face cache .*HF_HUB_OFFLINE"),
+    Case("hub revision not in the cache, offline", from_hub(
+        "hf://test-org/bert@v2", {"test-org/bert": {"config.json": BERT_CONFIG.encode()}}),
+         ValueError, r"hf://test-org/bert@v2: the Hugging Face cache .* lacks its revision v2"),
+    Case("hub repo of pickles only", from_hub("hf://test-org/pickles", {"test-org/pickles": {
+        "config.json": BERT_CONFIG.encode(), "pytorch_model.bin": b"\x80\x04"}}), ValueError,
+         r"only as pickles \(pytorch_model.bin\).*give a revision with model.safetensors"),
+    Case("malformed hf:// name", from_hub("hf://bert-base-uncased"), ValueError,
+         r"hf://bert-base-uncased is not a Hugging Face name: write hf://ORG/NAME"),
 ]
 
 BERT_MASK = {"mask_positions": np.array([[1]], "int32")}

@@ -172,7 +172,9 @@ def text_preprocessor(model, source):
     if preprocessor is not None:
         tokenizer, length = preprocessor.tokenizer, preprocessor.sequence_length
     else:
-        folder = Path(source)
+        from zoo import hub
+
+        folder = hub.local_path(source)
         tokenizer = tokenizer_from_folder(folder) if folder.is_dir() else None
         if tokenizer is None:
             raise ValueError(

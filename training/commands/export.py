@@ -16,7 +16,8 @@ QUANTIZE = ("none", "fp16", "dynamic", "int8")
 
 
 def add_arguments(parser):
-    parser.add_argument("run", help="a run folder (kt train --out), a .keras file or a checkpoint")
+    parser.add_argument("run", help="a run folder (kt train --out), a .keras file, a checkpoint "
+                        "or a Hugging Face name (org/name)")
     parser.add_argument("--to", default="savedmodel,tflite",
                         help="comma-separated formats: savedmodel, tflite (default: both)")
     parser.add_argument("--quantize", default="none",
@@ -37,10 +38,18 @@ def parse_list(value, allowed, what):
     return items
 
 
-def export_folder(run, out=None):
-    """`--out`, else `<run>/export` for a run folder, else `<file's folder>/export`."""
+def export_folder(run, out=None, flag="--out"):
+    """`--out`, else `<run>/export` for a run folder, else `<file's folder>/export`; a
+    Hugging Face name has no folder of its own: it needs `flag`."""
+    from zoo import hub
+
     if out:
         return Path(out)
+    if hub.is_name(run):
+        what = ("a Hugging Face name" if run.startswith(hub.PREFIX) else
+                "not a local path, so a Hugging Face name")
+        raise ValueError(f"{run} is {what}, which has no folder for the exports: pass {flag} "
+                         "FOLDER.")
     run = Path(run)
     return (run if run.is_dir() else run.parent) / "export"
 

@@ -15,7 +15,8 @@ HELP = "compare a run's SavedModel and TFLite exports with its Keras model"
 
 
 def add_arguments(parser):
-    parser.add_argument("run", help="a run folder (kt train --out), a .keras file or a checkpoint")
+    parser.add_argument("run", help="a run folder (kt train --out), a .keras file, a checkpoint "
+                        "or a Hugging Face name (org/name)")
     parser.add_argument("--exports", help="the export folder (default: RUN/export)")
     parser.add_argument("--dataset", help="the examples' dataset (default: the run's)")
     parser.add_argument("--split", help="the split (default: test; validation where there is "
@@ -45,12 +46,13 @@ def run(args):
     import export
     from training import checks, datasets, pipelines, runs
     from training.commands.export import export_folder
+    from zoo import hub
 
     checks.at_least("--examples", args.examples)
-    if not Path(args.run).exists():
-        raise FileNotFoundError(f"{args.run} does not exist: give a run folder, a .keras file "
-                                "or a checkpoint.")
-    folder = export_folder(args.run, args.exports)
+    if not Path(args.run).exists() and not hub.is_name(args.run):
+        raise FileNotFoundError(f"{args.run} does not exist: give a run folder, a .keras file, "
+                                "a checkpoint or a Hugging Face name (org/name).")
+    folder = export_folder(args.run, args.exports, "--exports")
     found = artifacts(folder)
     model = runs.load_model(args.run)
     dataset = args.dataset
