@@ -87,7 +87,8 @@ def main(argv=None):
             if args.verbose:
                 traceback.print_exc()
             message = one_line(error, args.verbose)
-            if log is not None and not isinstance(error, USER_ERRORS):
+            if log is not None and not isinstance(error, USER_ERRORS) and \
+                    log.path.stat().st_size:
                 log.keep = True
                 message += f" (TensorFlow's own log: {log.path})"
             print(f"kt {args.command}: error: {message}", file=sys.stderr)

@@ -53,7 +53,8 @@ def quiet():
     handle, path = tempfile.mkstemp(prefix="kt-", suffix=".log")
     log = NativeLog(Path(path))
     python_stderr = sys.stderr
-    sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
+    if _writes_to_fd2(sys.stderr):  # else it is captured or redirected already: keep it
+        sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
     os.dup2(handle, 2)
     levels = {name: logging.getLogger(name).level for name in LOGGERS}
     try:
@@ -69,10 +70,18 @@ def quiet():
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-        sys.stderr.close()
-        sys.stderr = python_stderr
+        if sys.stderr is not python_stderr:
+            sys.stderr.close()
+            sys.stderr = python_stderr
         os.dup2(terminal, 2)
         os.close(terminal)
         os.close(handle)
         if not log.keep or not log.path.stat().st_size:
             log.path.unlink()
+
+
+def _writes_to_fd2(stream):
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
