@@ -22,6 +22,9 @@ Quantization, one string:
 | "int8" | int8 | int8 where an int8 kernel exists, float elsewhere | `representative_data` |
 
 All four families convert (T5 too: keras-hub's `T5Seq2SeqLM` fails here at a StridedSlice).
+A LoRA model converts with its updates merged (`zoo.lora.merged`); a Keras-quantized model
+(`model.quantize`) does not convert (the converter has no integer matmul for it): convert
+the float model with one of the quantizations above.
 The conversion goes through a temporary SavedModel: converting the concrete function
 directly gives NaNs with Keras 3's variables.
 
@@ -46,7 +49,9 @@ import tensorflow as tf
 from export.input_checks import nan_rows, screened
 from export.signatures import model_input_specs, named_outputs, structure, task_of
 from zoo.files import write_bytes
+from zoo.lora import merged_if_lora
 from zoo.preprocessing.for_model import is_image_model
+from zoo.quantization import check_float
 from zoo.validation import input_limits
 
 QUANTIZATIONS = (None, "fp16", "dynamic", "int8")
@@ -77,6 +82,8 @@ def tflite(model, path, quantize=None, representative_data=None):
             "`training.pipelines.pipeline(model, dataset, 'train[:200]')`), to calibrate the "
             "activation ranges."
         )
+    check_float(model, "export.tflite (which quantizes with quantize='dynamic' or 'int8')")
+    model = merged_if_lora(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     specs = model_input_specs(model, *fixed_lengths(model))

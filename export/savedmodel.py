@@ -8,6 +8,10 @@ bytes), TF Serving's warmup requests (`assets.extra/`), and `<base_dir>/models.c
 The SavedModel needs TensorFlow and tf-text only: load it with `import tensorflow_text`
 (which registers the tokenizer ops) and `tf.saved_model.load(path)`.
 
+A LoRA model is exported with its updates merged into the kernels (`zoo.lora.merged`: no
+LoRA ops in the graph); a Keras-quantized model (`model.quantize("int8")`) keeps its integer
+weights and computes as the Keras model does.
+
 Example:
 
 >>> import tempfile, zoo
@@ -26,6 +30,7 @@ import keras
 from export import generation, layout, warmup
 from export.signatures import endpoints, task_of
 from export.warmup import signatures
+from zoo.lora import merged_if_lora
 
 
 def saved_model(model, base_dir, name=None, version=None, overwrite=False):
@@ -39,6 +44,7 @@ def saved_model(model, base_dir, name=None, version=None, overwrite=False):
         overwrite: replace an existing version folder (else FileExistsError).
     """
     name = layout.check_name(name or default_name(model))
+    model = merged_if_lora(model)
     model_dir = Path(base_dir) / name
     if version is None:
         version = layout.next_version(model_dir)

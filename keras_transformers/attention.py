@@ -222,7 +222,12 @@ class MultiHeadAttention(keras.layers.Layer):
     def _heads(self, dense, x):
         """`dense(x)` for a projection to heads, `[batch, length, heads, head_dim]`, as one
         2-D matrix product: XLA on CPU turns the 3-D kernel's einsum into an element-wise
-        loop when the length is 1 (decoding), about 25 times slower per layer."""
+        loop when the length is 1 (decoding), about 25 times slower per layer.
+
+        A quantized projection runs its own call (its kernel holds integers, not the
+        weights); `dense.kernel` includes a LoRA delta (`enable_lora`)."""
+        if dense.quantization_mode is not None:
+            return dense(x)
         kernel = dense.kernel
         heads, depth = kernel.shape[1], kernel.shape[2]
         out = ops.matmul(x, ops.reshape(kernel, (kernel.shape[0], heads * depth)))
@@ -231,7 +236,10 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.reshape(out, (*ops.shape(x)[:-1], heads, depth))
 
     def _merge_heads(self, x):
-        """`output_dense(x)` for `x` `[batch, length, heads, head_dim]`, as one 2-D product."""
+        """`output_dense(x)` for `x` `[batch, length, heads, head_dim]`, as one 2-D product
+        (a quantized projection runs its own call, as in `_heads`)."""
+        if self.output_dense.quantization_mode is not None:
+            return self.output_dense(x)
         kernel = self.output_dense.kernel
         width = kernel.shape[0] * kernel.shape[1]
         out = ops.matmul(ops.reshape(x, (*ops.shape(x)[:-2], width)),

@@ -62,8 +62,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             `[batch, hidden_dim]`) and return logits over the vocabulary (a language-model
             head tied to the token table).
 
-    `token_embedding` (a `keras.layers.Embedding`) holds the vocabulary table, for
-    language-model heads tied to it.
+    `token_embedding` (a `keras.layers.ReversibleEmbedding`) holds the vocabulary table, for
+    language-model heads tied to it; a quantized table (`Model.quantize`) computes the
+    reverse projection itself.
     """
 
     def __init__(self, vocabulary_size, sequence_length, hidden_dim, position="learned",
@@ -77,7 +78,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.position = position
         self.scale_by_sqrt_dim = scale_by_sqrt_dim
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        self.token_embedding = keras.layers.Embedding(
+        self.token_embedding = keras.layers.ReversibleEmbedding(
             vocabulary_size, hidden_dim, embeddings_initializer=self.embeddings_initializer,
             dtype=self.dtype_policy, name="token_embedding",
         )
@@ -96,11 +97,17 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     def build(self, token_ids_shape):
         self.token_embedding.build(token_ids_shape)
+        if self.token_embedding.quantization_mode == "int4":
+            # Keras' int4 is weight-only, but a table rebuilt from its saved policy would
+            # also quantize the hidden states of the reverse projection.
+            self.token_embedding.inputs_quantizer = None
         if self.position_embedding is not None:
             self.position_embedding.build((*token_ids_shape, self.hidden_dim))
 
     def call(self, token_ids, start_index=0, reverse=False):
         if reverse:  # hidden states -> vocabulary logits, through the same table
+            if self.token_embedding.quantization_mode is not None:  # the table holds integers
+                return self.token_embedding(token_ids, reverse=True)
             table = ops.cast(self.token_embedding.embeddings, token_ids.dtype)
             if len(token_ids.shape) == 2:
                 # One state per row (decoding): the table on the left, read in order. XLA on

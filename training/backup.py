@@ -6,6 +6,8 @@ Each backup is a folder `<run>/backup/epoch-<N>/`, written whole or not at all
     model.weights.h5   the weights and the optimizer's state (`model.save_weights`)
     random.npz         the state of every random seed generator (dropout's masks), which
                        `save_weights` leaves out
+    lora.npz           LoRA models only: the weights of the layers with a LoRA pair as they
+                       are (`save_weights` writes their kernels merged, pairs dropped)
     state.json         {"epoch": N}
 
 The order of the data needs no file: epoch e reads batches `e * steps ...` of the run's
@@ -38,9 +40,11 @@ import keras
 import numpy as np
 
 from zoo.files import atomic_write, remove
+from zoo.lora import lora_layers
 
 WEIGHTS = "model.weights.h5"
 RANDOM = "random.npz"
+LORA = "lora.npz"
 STATE = "state.json"
 KEEP = 2
 
@@ -78,6 +82,11 @@ def save(model, folder, epoch):
         states = random_states(model)
         np.savez(path / RANDOM, **{f"{i}": value for i, (_, value) in enumerate(states)},
                  paths=np.array([name for name, _ in states]))
+        exact = lora_weights(model)
+        if exact:
+            np.savez(path / LORA, **{f"{i}": np.asarray(keras.ops.convert_to_numpy(v.value))
+                                     for i, v in enumerate(exact)},
+                     paths=np.array([v.path for v in exact]))
         (path / STATE).write_text(json.dumps({"epoch": epoch}))
 
     path = atomic_write(Path(folder) / f"epoch-{epoch:04d}", write, folder=True)
@@ -112,6 +121,11 @@ def random_states(model):
             for v in model.variables if id(v) not in weights]
 
 
+def lora_weights(model):
+    """The weights of `model`'s layers with a LoRA pair (their base kernels and the pairs)."""
+    return [v for layer in lora_layers(model) for v in layer.weights]
+
+
 def _load(model, path):
     epoch = json.loads((path / STATE).read_text())["epoch"]
     if not isinstance(epoch, int) or epoch < 1:
@@ -128,4 +142,11 @@ def _load(model, path):
     model.load_weights(path / WEIGHTS)
     for variable, value in zip(states, values, strict=True):
         variable.assign(value)
+    exact = lora_weights(model)
+    if exact:
+        with np.load(path / LORA, allow_pickle=False) as stored:
+            if stored["paths"].tolist() != [v.path for v in exact]:
+                raise ValueError(f"{path / LORA} holds the LoRA weights of another model")
+            for i, variable in enumerate(exact):
+                variable.assign(stored[f"{i}"])
     return epoch

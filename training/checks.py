@@ -119,6 +119,7 @@ def check_settings(settings):
     at_least("--sequence-length", settings.sequence_length)
     at_least("--vocabulary-size", settings.vocabulary_size, MIN_VOCABULARY_SIZE)
     at_least("--seed", settings.seed, 0)
+    at_least("--lora-rank", settings.lora_rank)
     positive("--lr", settings.learning_rate)
     positive("--clipnorm", settings.clipnorm)
     not_negative("--weight-decay", settings.weight_decay)

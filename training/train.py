@@ -36,6 +36,7 @@ import keras
 import zoo
 from training import backup, checks, datasets, distribute, pipelines, recipes, runs
 from training import callbacks as run_callbacks
+from zoo import lora
 from zoo.files import atomic_write, remove, write_text
 
 
@@ -60,6 +61,8 @@ class TrainSettings:
         sequence_length: text: the padded length (`min(128, max_sequence_length)` if None).
         vocabulary_size: text from scratch: the size of the vocabulary learned from `split`.
         from_pretrained: a checkpoint (HF folder or .gguf) to start from.
+        lora_rank: train a LoRA update of this rank on the backbone's attention projections,
+            the rest of the backbone frozen (`zoo.lora`); None trains every weight.
         overrides: config fields and task arguments for `zoo.build` (`num_layers=4`).
         patience: early stopping on the validation loss after this many epochs without gain.
         seed: seeds the weights, the shuffling and the preprocessing.
@@ -89,6 +92,7 @@ class TrainSettings:
     sequence_length: int | None = None
     vocabulary_size: int = 8000
     from_pretrained: str | None = None
+    lora_rank: int | None = None
     overrides: dict = field(default_factory=dict)
     patience: int | None = None
     seed: int = 0
@@ -144,8 +148,9 @@ def train(settings, overwrite=False, verbose=1, restart=False, notify=None):
         overwrite: replace a folder that holds another run.
         verbose: `model.fit`'s.
         restart: train this run again from the start, dropping what its folder holds.
-        notify: called with one line where a resumed run resumes (the library prints
-            nothing; `kt train` prints it).
+        notify: called with one line where a resumed run resumes, and with the count of
+            trainable parameters of a LoRA run (the library prints nothing; `kt train`
+            prints them).
 
     Raises ValueError for settings that do not fit (unknown model, task, dataset; a dataset
     that cannot feed the task), FileExistsError for a folder holding another run, and a
@@ -169,6 +174,12 @@ def train(settings, overwrite=False, verbose=1, restart=False, notify=None):
         if strategy is not None:  # the batch is the global one: it splits over the replicas
             distribute.per_replica_batch_size(settings.batch_size, strategy)
         model = _build(settings, run_dir, train_split)
+        if settings.lora_rank:
+            all_trainable = lora.trainable_parameters(model)
+            model.backbone.enable_lora(settings.lora_rank)
+            if notify is not None:
+                notify(f"LoRA rank {settings.lora_rank}: {lora.trainable_parameters(model):,} "
+                       f"trainable parameters (of {all_trainable:,} without LoRA).")
         per_pass = pipelines.batches_per_pass(model, settings.dataset, train_split,
                                               settings.batch_size, seed=settings.seed)
         steps = settings.steps_per_epoch or per_pass

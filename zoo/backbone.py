@@ -2,6 +2,7 @@
 
 import keras
 
+from zoo import lora, quantization
 from zoo.config import from_dict, to_dict
 from zoo.validation import ValidatedCall
 
@@ -26,12 +27,22 @@ class Backbone(ValidatedCall, keras.Model):
         # The functional model reports float32 as its own policy; its layers hold `dtype`.
         self.build_dtype = keras.dtype_policies.get(dtype) if dtype else self.dtype_policy
 
+    def enable_lora(self, rank, lora_alpha=None, target_layer_names=None):
+        """Freeze the backbone and train a low-rank update of its projections (LoRA): see
+        `zoo.lora.enable_lora`, which this calls."""
+        return lora.enable_lora(self, rank, lora_alpha, target_layer_names)
+
+    def quantize(self, mode=None, config=None, filters=None):
+        """Quantize the weights in place: see `zoo.quantization.quantize`."""
+        quantization.quantize(self, mode, config, filters)
+
     def get_config(self):
+        policy = quantization.saved_policy(self, self.build_dtype)
         return {
             "config": to_dict(self.config),
             "name": self.name,
             "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.build_dtype),
+            "dtype": keras.dtype_policies.serialize(policy),
         }
 
     @classmethod

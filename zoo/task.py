@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 
+from zoo import quantization
 from zoo.validation import ValidatedCall, check_inputs
 
 
@@ -103,13 +104,21 @@ class Task(ValidatedCall, keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)  # its state is loaded next
 
+    def quantize(self, mode=None, config=None, filters=None):
+        """Quantize the weights in place, the head's too: see `zoo.quantization.quantize`."""
+        quantization.quantize(self, mode, config, filters)
+
     def task_config(self):
         """The head's own arguments; subclasses return them."""
         return {}
 
     def get_config(self):
+        backbone = keras.layers.serialize(self.backbone)
+        # The head's layers take the backbone's policy: it names every quantized layer.
+        policy = quantization.saved_policy(self, self.backbone.build_dtype)
+        backbone["config"]["dtype"] = keras.dtype_policies.serialize(policy)
         config = {
-            "backbone": keras.layers.serialize(self.backbone),
+            "backbone": backbone,
             "name": self.name,
             "trainable": self.trainable,
             **self.task_config(),

@@ -2,17 +2,28 @@
 
     kt export runs/vit --to savedmodel,tflite --quantize none,int8
     kt export runs/bert --to savedmodel --out exports --name sentiment
+    kt export runs/bert --to savedmodel --quantize none,int8-weights
+
+`--quantize` lists variants, each for the format it names: `fp16`, `dynamic` and `int8`
+are TFLite's (the converter's quantization), `int8-weights` is the SavedModel's (Keras'
+int8: `model.quantize("int8")`, int8 weights with a scale per output channel, each matmul's
+inputs quantized per row on the fly), and `none`, the float model, is both's. A format none
+of whose variants is listed writes its float one.
 
 Writes, under `--out` (default `RUN/export/`): `savedmodel/<name>/<version>/` (and
-`savedmodel/models.config`) and `<name>.tflite`, `<name>_<quantize>.tflite`. Int8 calibrates
-on `--calibration-examples` training examples of the run's dataset (`--dataset` to choose).
+`savedmodel/models.config`), `savedmodel/<name>_int8/<version>/` for `int8-weights`, and
+`<name>.tflite`, `<name>_<quantize>.tflite`. TFLite's int8 calibrates on
+`--calibration-examples` training examples of the run's dataset (`--dataset` to choose).
 """
 
 from pathlib import Path
 
-HELP = "export a run's model: SavedModel for TF Serving, TFLite (float, fp16, dynamic, int8)"
+HELP = ("export a run's model: SavedModel for TF Serving (float, int8-weights), TFLite "
+        "(float, fp16, dynamic, int8)")
 FORMATS = ("savedmodel", "tflite")
-QUANTIZE = ("none", "fp16", "dynamic", "int8")
+TFLITE_QUANTIZE = ("none", "fp16", "dynamic", "int8")
+SAVEDMODEL_QUANTIZE = ("none", "int8-weights")
+QUANTIZE = (*TFLITE_QUANTIZE, "int8-weights")
 
 
 def add_arguments(parser):
@@ -21,7 +32,8 @@ def add_arguments(parser):
     parser.add_argument("--to", default="savedmodel,tflite",
                         help="comma-separated formats: savedmodel, tflite (default: both)")
     parser.add_argument("--quantize", default="none",
-                        help="comma-separated TFLite variants: none, fp16, dynamic, int8")
+                        help="comma-separated variants: none (both formats), fp16, dynamic, "
+                             "int8 (TFLite), int8-weights (SavedModel: Keras int8)")
     parser.add_argument("--out", help="the export folder (default: RUN/export)")
     parser.add_argument("--name", help="the model's name (default: <family>_<task>)")
     parser.add_argument("--version", type=int, help="the SavedModel version (default: next)")
@@ -74,6 +86,11 @@ def run(args):
 
     formats = parse_list(args.to, FORMATS, "format")
     variants = parse_list(args.quantize, QUANTIZE, "quantization")
+    for variant in variants:
+        owner = "savedmodel" if variant in SAVEDMODEL_QUANTIZE else "tflite"
+        if variant != "none" and owner not in formats:
+            raise ValueError(f"--quantize {variant} is a {owner} variant, and --to names "
+                             f"{', '.join(formats)}: add {owner} to --to or drop {variant}.")
     checks.at_least("--version", args.version)
     checks.at_least("--calibration-examples", args.calibration_examples)
     if args.name is not None:
@@ -81,12 +98,14 @@ def run(args):
     folder = checks.writable_folder("--out", export_folder(args.run, args.out))
     model = runs.load_model(args.run)
     name = args.name or default_name(model)
-    if "savedmodel" in formats:
+    savedmodel_variants = [v for v in variants if v in SAVEDMODEL_QUANTIZE] or ["none"]
+    tflite_variants = [v for v in variants if v in TFLITE_QUANTIZE] or ["none"]
+    if "savedmodel" in formats and "none" in savedmodel_variants:
         path = export.saved_model(model, folder / "savedmodel", name=name, version=args.version,
                                   overwrite=args.overwrite)
         print(f"SavedModel: {path}")
     if "tflite" in formats:
-        for variant in variants:
+        for variant in tflite_variants:
             quantize = None if variant == "none" else variant
             data = None
             if quantize == "int8":
@@ -95,4 +114,9 @@ def run(args):
             path = export.tflite(model, folder / f"{name}{suffix}.tflite", quantize=quantize,
                                  representative_data=data)
             print(f"TFLite ({variant}): {path}")
+    if "savedmodel" in formats and "int8-weights" in savedmodel_variants:
+        model.quantize("int8")  # last: the exports above take the float model
+        path = export.saved_model(model, folder / "savedmodel", name=f"{name}_int8",
+                                  version=args.version, overwrite=args.overwrite)
+        print(f"SavedModel (int8-weights): {path}")
     return 0

@@ -32,6 +32,9 @@ def add_arguments(parser):
                         help="text from scratch: the vocabulary learned from the training split")
     parser.add_argument("--from-pretrained", metavar="PATH",
                         help="start from a checkpoint (Hugging Face folder or .gguf file)")
+    parser.add_argument("--lora-rank", type=int, metavar="R",
+                        help="train a rank-R LoRA update of the attention projections, the "
+                             "backbone frozen (the saved model holds the merged weights)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="FIELD=VALUE",
                         help="a config field or task argument, e.g. --set num_layers=4 "
@@ -74,7 +77,7 @@ def settings_from(args):
         warmup_ratio=args.warmup_ratio, decay=args.decay, label_smoothing=args.label_smoothing,
         clipnorm=args.clipnorm, mixed_precision=args.mixed_precision,
         sequence_length=args.sequence_length, vocabulary_size=args.vocabulary_size,
-        from_pretrained=args.from_pretrained,
+        from_pretrained=args.from_pretrained, lora_rank=args.lora_rank,
         overrides=dict(parse_override(o) for o in args.overrides),
         patience=args.patience, seed=args.seed, strategy=args.strategy,
     )

@@ -31,6 +31,7 @@ from zoo.checkpoints import bert, gguf, gpt, t5, vit
 from zoo.checkpoints.folder import PICKLE_SUFFIXES, read_folder
 from zoo.checkpoints.tensors import CheckpointError, assign, keras_value
 from zoo.files import atomic_write
+from zoo.quantization import check_float
 from zoo.registry import build
 
 # config.json "model_type" -> the module describing its checkpoints.
@@ -90,10 +91,13 @@ def save_pretrained(model, path, overwrite=False):
     the reference implementation loads.
 
     Written to a temporary sibling folder and renamed into place whole; an existing folder is
-    replaced only with `overwrite=True`.
+    replaced only with `overwrite=True`. A LoRA model writes its merged kernels (a LoRA
+    layer's `kernel` is the merged one); a quantized model is refused (Hugging Face reads
+    float weights).
     """
     from safetensors.numpy import save_file
 
+    check_float(model, "save_pretrained")
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists already; pass overwrite=True to replace it.")
