@@ -19,9 +19,11 @@ Quantization, one string:
 | None | float32 | float32 | |
 | "fp16" | float16 | float32 | |
 | "dynamic" | int8 | float32 (int8 matmuls on the fly) | |
-| "int8" | int8 | int8 where an int8 kernel exists, float elsewhere | `representative_data` |
+| "int8" | int8 | int8 in matrix products (calibrated), float elsewhere | `representative_data` |
 
-All four families convert (T5 too: keras-hub's `T5Seq2SeqLM` fails here at a StridedSlice).
+All four families convert (T5 too: keras-hub's `T5Seq2SeqLM` fails here at a StridedSlice),
+in every mode but T5's "int8" (refused: its activations' outliers defeat per-tensor int8 scales;
+a trained T5's int8 file agreed with float on 93% of the tokens, "dynamic" on 100%).
 A LoRA model converts with its updates merged (`zoo.lora.merged`); a Keras-quantized model
 (`model.quantize`) does not convert (the converter has no integer matmul for it): convert
 the float model with one of the quantizations above.
@@ -55,15 +57,22 @@ from zoo.quantization import check_float
 from zoo.validation import input_limits
 
 QUANTIZATIONS = (None, "fp16", "dynamic", "int8")
-# Ops kept in float in int8 models, by task: LiteRT 2.3 aborts the process (SIGABRT, no
-# message) in an int8 ADD of T5's graph; with ADD in float it runs (found by bisecting the
-# op types with tf.lite's QuantizationDebugger).
-INT8_FLOAT_OPS = {"seq2seq_lm": ["ADD"]}
+# "int8" quantizes the matrix products (FULLY_CONNECTED, CONV_2D) with calibrated activation
+# scales and keeps these ops in float. Quantizing them too (the converter's default) made BERT
+# slower than float32 and less accurate: LiteRT runs int8 layer norm (MEAN, SQUARED_DIFFERENCE,
+# RSQRT), softmax, GELU and attention's BATCH_MATMUL on reference kernels with a requantize
+# between each (bench/quantization.py measures it op group by op group), and it aborts the
+# process (SIGABRT, no message) in an int8 ADD of T5's graph.
+# Tasks refused "int8", and what to use instead.
+INT8_REFUSED = {"seq2seq_lm": "per-tensor int8 activations give T5 wrong tokens (93% of a "
+                              "trained model's agreed with float32)"}
+INT8_FLOAT_OPS = ("ADD", "SUB", "MUL", "NEG", "SQUARE", "SQUARED_DIFFERENCE", "MEAN", "RSQRT",
+                  "SOFTMAX", "GELU", "TANH", "LOGISTIC", "BATCH_MATMUL")
 DEFAULT_SEQUENCE_LENGTH = 128
 MAX_REPRESENTATIVE_EXAMPLES = 200
 
 
-def tflite(model, path, quantize=None, representative_data=None):
+def tflite(model, path, quantize=None, representative_data=None, int8_float_ops=INT8_FLOAT_OPS):
     """Convert `model` to TFLite at `path` (written atomically); returns the path.
 
     Args:
@@ -73,6 +82,8 @@ def tflite(model, path, quantize=None, representative_data=None):
         representative_data: for "int8": batches of model inputs (dicts of arrays, or image
             arrays; `(x, y)` tuples as `training.pipelines` yields are fine), an iterable or
             a `tf.data.Dataset`; up to 200 examples calibrate the activation ranges.
+        int8_float_ops: for "int8": the TFLite op types kept in float (`INT8_FLOAT_OPS`);
+            `()` quantizes every op that has an int8 kernel.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
@@ -82,6 +93,8 @@ def tflite(model, path, quantize=None, representative_data=None):
             "`training.pipelines.pipeline(model, dataset, 'train[:200]')`), to calibrate the "
             "activation ranges."
         )
+    if quantize == "int8":
+        check_int8(model)
     check_float(model, "export.tflite (which quantizes with quantize='dynamic' or 'int8')")
     model = merged_if_lora(model)
     path = Path(path)
@@ -96,18 +109,25 @@ def tflite(model, path, quantize=None, representative_data=None):
         converter = tf.lite.TFLiteConverter.from_saved_model(
             folder, signature_keys=["serving_default"])
         _configure(converter, quantize, representative_data, specs)
-        float_ops = INT8_FLOAT_OPS.get(task_of(model)) if quantize == "int8" else None
-        if float_ops:
+        if quantize == "int8" and int8_float_ops:
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter,
                 debug_dataset=lambda: _examples(representative_data, specs),
                 debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_ops=float_ops),
+                    denylisted_ops=list(int8_float_ops)),
             )
             flatbuffer = debugger.get_nondebug_quantized_model()
         else:
             flatbuffer = converter.convert()
     return write_bytes(path, flatbuffer)
+
+
+def check_int8(model):
+    """Raise a one-line `ValueError` when "int8" is refused for `model`'s task."""
+    refused = INT8_REFUSED.get(task_of(model))
+    if refused:
+        raise ValueError(f"quantize='int8' is not offered for {task_of(model)} models: {refused}; "
+                         "use quantize='dynamic' (int8 weights) or 'fp16'.")
 
 
 def fixed_lengths(model):

@@ -81,6 +81,7 @@ def calibration_data(model, run, dataset, examples):
 def run(args):
     import export
     from export.layout import check_name
+    from export.litert import check_int8
     from export.savedmodel import default_name
     from training import checks, runs
 
@@ -100,6 +101,8 @@ def run(args):
     name = args.name or default_name(model)
     savedmodel_variants = [v for v in variants if v in SAVEDMODEL_QUANTIZE] or ["none"]
     tflite_variants = [v for v in variants if v in TFLITE_QUANTIZE] or ["none"]
+    if "tflite" in formats and "int8" in tflite_variants:
+        check_int8(model)  # before anything is written
     if "savedmodel" in formats and "none" in savedmodel_variants:
         path = export.saved_model(model, folder / "savedmodel", name=name, version=args.version,
                                   overwrite=args.overwrite)
