@@ -11,7 +11,9 @@ data pipeline), `generation` (new tokens/s at batch 1 and 8), `serving` (latency
 artifact sizes), `fixes` (each performance fix timed against the code it replaced, see
 `bench/fixes.py`), `quantization` (SmolLM2-135M's TFLite decoder in float32, fp16 and int8
 weights: size, conversion memory, LiteRT tokens/s, greedy agreement with Keras; see
-`bench/quantization.py`; `--only quantization` runs it alone and adds it to the page).
+`bench/quantization.py`; and the BERT classifier's TFLite in float32, dynamic and int8 with
+each op group quantized or not, `bench/int8_ops.py`; `--only quantization` runs them alone
+and adds them to the page).
 keras-hub is compared when installed (`pip install -e .[bench]`) and the backend is
 TensorFlow; otherwise ours alone is measured and the results say so. Under JAX, serving
 and the tf.data pipeline are skipped (they are TensorFlow by nature), so a machine with
@@ -235,6 +237,12 @@ def main(argv=None):
                 print(f"decoder {mode['quantize']}: {mode['bytes'] / 1e6:.0f} MB, "
                       f"{mode['new_tokens_per_second']:.1f} new tokens/s, "
                       f"{mode['prompts_equal']}/{record['prompts']} prompts as Keras")
+            from bench.int8_ops import compare_int8_ops
+
+            record["int8_ops"] = compare_int8_ops(workloads["bert"], requests=s["requests"])
+            for variant in record["int8_ops"]["variants"]:
+                print(f"BERT TFLite {variant['variant']}: {variant['p50_ms']:.2f} ms, "
+                      f"error {variant['error']:.4f}")
         else:
             notes.append("The quantized TFLite decoders run under TensorFlow only.")
 

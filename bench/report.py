@@ -289,6 +289,27 @@ def _quantization_section(record):
     if keras:
         lines += ["", f"Keras `generate` (XLA), the same {record['prompts']} prompts one at a "
                       f"time: {keras:.1f} s in all, compilation included."]
+    return lines + [""] + _int8_ops_section(record.get("int8_ops"))
+
+
+def _int8_ops_section(record):
+    if not record:
+        return []
+    rows = {r["variant"]: r for r in record["variants"]}
+    lines = [f"### TFLite int8, op group by op group ({record['family'].upper()} classifier, "
+             f"sequence {record['sequence_length']}, batch 1, LiteRT, "
+             f"{record['litert_threads']} threads)", "",
+             "`export.tflite(quantize=\"int8\")` quantizes the matrix products and keeps "
+             "the other ops float; each `+` row quantizes one more group, as the converter "
+             "does by default (`every op`). Error: largest |logit - Keras'| over 64 random "
+             "examples / largest |logit|.", "",
+             "| TFLite | file | p50 ms | vs float32 | error | top-1 as Keras |",
+             "|---|---:|---:|---:|---:|---:|"]
+    base = rows.get("float32", {}).get("p50_ms")
+    for r in record["variants"]:
+        speed = f"{base / r['p50_ms']:.2f}x" if base else "-"
+        lines.append(f"| {r['variant']} | {_megabytes(r['bytes'])} | {r['p50_ms']:.2f} | "
+                     f"{speed} | {r['error']:.4f} | {r['top1']:.0%} |")
     return lines + [""]
 
 

@@ -193,7 +193,8 @@ def tflite_decoder(model, prompt_length=None, max_length=None, *, encoder_length
                                             encoder_length)
     with tempfile.TemporaryDirectory() as folder:
         archive = keras.export.ExportArchive()
-        archive.track(model)
+        for layer in _weight_layers(model):
+            archive.track(layer)
         archive.add_endpoint("prefill", prefill)
         archive.add_endpoint("decode", decode)
         archive.write_out(folder, verbose=False)
@@ -204,6 +205,14 @@ def tflite_decoder(model, prompt_length=None, max_length=None, *, encoder_length
         if quantize == "fp16":
             converter.target_spec.supported_types = [tf.float16]
         return converter.convert()
+
+
+def _weight_layers(model):
+    """`model`'s own layers but its preprocessor: the decoder takes ids, and a tracked
+    tokenizer's lookup tables would reach the converter, which has no op for them."""
+    preprocessor = getattr(model, "preprocessor", None)
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=False)
+            if layer is not preprocessor]
 
 
 def _causal_functions(model, decoding, prompt_length, max_length, encoder_length):

@@ -95,6 +95,19 @@ def test_tflite_prefill_decode_loop_in_litert_reproduces_keras_greedy(size):
 
 
 @pytest.mark.slow
+def test_a_model_with_a_tokenizer_converts_without_its_lookup_tables():
+    """The decoder takes ids: the preprocessor (its hash tables, which TFLite has no op for)
+    stays out of the conversion."""
+    from export.generation import litert_generate, tflite_decoder
+    from tests.zoo.test_chat import chat_model
+
+    model = chat_model()
+    content = tflite_decoder(model, prompt_length=8, max_length=16)
+    expected = model.generate(PROMPTS, 7, stop_token_ids=None)
+    assert [litert_generate(content, prompt, 7) for prompt in PROMPTS] == expected
+
+
+@pytest.mark.slow
 def test_quantized_decoders_are_smaller_and_decode_as_keras():
     """fp16 weights: half the file, Keras' greedy tokens; dynamic-range int8 weights: a
     third, and on these random weights 81% of the greedy tokens (measured), every first one."""

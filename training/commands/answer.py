@@ -15,7 +15,8 @@ HELP = "answer a question about a context with a question answering model"
 
 def add_arguments(parser):
     parser.add_argument("target", metavar="RUN_OR_PATH",
-                        help="a run folder, a .keras file or a Hugging Face folder")
+                        help="a run folder, a .keras file, a Hugging Face folder or a Hub "
+                             "name (org/name, hf://org/name[@rev])")
     parser.add_argument("--question", required=True)
     context = parser.add_mutually_exclusive_group(required=True)
     context.add_argument("--context", help="the text to find the answer in")

@@ -28,7 +28,8 @@ HELP = "plot a model's attention maps on a text or an image (PNGs per layer)"
 
 def add_arguments(parser):
     parser.add_argument("model", metavar="MODEL_OR_RUN_OR_PATH",
-                        help="a run folder, a .keras file, a Hugging Face folder or a .gguf file")
+                        help="a run folder, a .keras file, a Hugging Face folder, a .gguf "
+                             "file or a Hub name (org/name, hf://org/name[@rev][/f.gguf])")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text to look at (text models)")
     source.add_argument("--image", metavar="FILE", help="the image to look at (ViT)")

@@ -9,7 +9,8 @@ HELP = "continue a text prompt, or answer a chat message, with a language model"
 
 def add_arguments(parser):
     parser.add_argument("target", metavar="RUN_OR_PATH",
-                        help="a run folder, a .keras file, a Hugging Face folder or a .gguf file")
+                        help="a run folder, a .keras file, a Hugging Face folder, a .gguf "
+                             "file or a Hub name (org/name, hf://org/name[@rev][/f.gguf])")
     text = parser.add_mutually_exclusive_group(required=True)
     text.add_argument("--prompt", help="the text to continue")
     text.add_argument("--chat", metavar="MESSAGE",

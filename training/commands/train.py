@@ -31,7 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--vocabulary-size", type=int, default=8000,
                         help="text from scratch: the vocabulary learned from the training split")
     parser.add_argument("--from-pretrained", metavar="PATH",
-                        help="start from a checkpoint (Hugging Face folder or .gguf file)")
+                        help="start from a checkpoint: a Hugging Face folder, a .gguf file "
+                             "or a Hub name (org/name, hf://org/name[@rev][/f.gguf])")
     parser.add_argument("--lora-rank", type=int, metavar="R",
                         help="train a rank-R LoRA update of the attention projections, the "
                              "backbone frozen (the saved model holds the merged weights)")
