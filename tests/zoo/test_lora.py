@@ -20,6 +20,16 @@ def values(model):
     return {v.path: np.array(keras.ops.convert_to_numpy(v)) for v in model.weights}
 
 
+def changed_by_fit(model):
+    """`(paths of every weight, paths of those one epoch of `fit` changed)`."""
+    x, y = lm_inputs()
+    before = values(model)
+    model.compile(learning_rate=1e-2)
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    after = values(model)
+    return set(before), {path for path in before if not np.array_equal(before[path], after[path])}
+
+
 def with_trained_pairs(model, seed=0):
     """Give every LoRA pair a non-zero `b`, as after training (it starts at zero)."""
     rng = np.random.default_rng(seed)
@@ -51,13 +61,8 @@ def test_feedforward_targets_and_alpha():
 def test_fit_changes_only_the_low_rank_weights():
     model = zoo.build("gpt", size="tiny_llama", task="causal_lm")
     model.backbone.enable_lora(4)
-    x, y = lm_inputs()
-    before = values(model)
-    model.compile(learning_rate=1e-2)
-    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
-    after = values(model)
-    changed = {path for path in before if not np.array_equal(before[path], after[path])}
-    pairs = {path for path in before if "/lora_kernel_" in path}
+    paths, changed = changed_by_fit(model)
+    pairs = {path for path in paths if "/lora_kernel_" in path}
     assert len(pairs) == 2 * 4 * 2  # 2 layers x 4 projections x (a, b)
     assert changed == pairs  # every base weight, the tied head included, is as it was
 
@@ -97,13 +102,8 @@ def test_lora_on_an_int8_model_trains_the_pairs_over_integer_kernels():
     model = zoo.build("gpt", size="tiny_llama", task="causal_lm")
     model.quantize("int8")
     model.backbone.enable_lora(2)
-    x, y = lm_inputs()
-    before = values(model)
-    model.compile(learning_rate=1e-2)
-    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
-    after = values(model)
-    changed = {path for path in before if not np.array_equal(before[path], after[path])}
-    assert changed == {path for path in before if "/lora_kernel_" in path}
+    paths, changed = changed_by_fit(model)
+    assert changed == {path for path in paths if "/lora_kernel_" in path}
 
 
 @pytest.mark.parametrize("arguments, message", [
