@@ -237,9 +237,12 @@ def main(argv=None):
                 print(f"decoder {mode['quantize']}: {mode['bytes'] / 1e6:.0f} MB, "
                       f"{mode['new_tokens_per_second']:.1f} new tokens/s, "
                       f"{mode['prompts_equal']}/{record['prompts']} prompts as Keras")
-            from bench.int8_ops import compare_int8_ops
+            from bench import int8_ops
 
-            record["int8_ops"] = compare_int8_ops(workloads["bert"], requests=s["requests"])
+            variants = int8_ops.QUICK_VARIANTS if args.quick else int8_ops.VARIANTS
+            record["int8_ops"] = int8_ops.compare_int8_ops(workloads["bert"],
+                                                           requests=s["requests"],
+                                                           variants=variants)
             for variant in record["int8_ops"]["variants"]:
                 print(f"BERT TFLite {variant['variant']}: {variant['p50_ms']:.2f} ms, "
                       f"error {variant['error']:.4f}")

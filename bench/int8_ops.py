@@ -34,6 +34,7 @@ GROUPS = {  # the op groups `export.litert.INT8_FLOAT_OPS` keeps in float
 }
 VARIANTS = ("float32", "dynamic", "int8", *(f"int8 + {group}" for group in GROUPS),
             "int8, every op")
+QUICK_VARIANTS = ("float32", "int8", "int8, every op")  # `--quick`: the code, not the speed
 TEST_EXAMPLES = 64
 
 

@@ -131,8 +131,13 @@ def test_quantized_decoders_are_measured_alone_and_added_to_the_page(tmp_path):
     assert max(modes["dynamic"]["bytes"], modes["fp16"]["bytes"]) < modes["float32"]["bytes"]
     assert all(m["new_tokens_per_second"] > 0 and m["convert_peak_rss_mb"] > 100
                for m in record["modes"])
+    variants = {v["variant"]: v for v in record["int8_ops"]["variants"]}
+    assert list(variants) == ["float32", "int8", "int8, every op"]
+    assert variants["float32"]["error"] < 1e-4 and variants["float32"]["top1"] == 1.0
+    assert all(v["p50_ms"] > 0 and v["bytes"] > 0 for v in variants.values())
     text = page.read_text()
     assert "### TFLite decoder of tiny random Llama" in text and "| dynamic |" in text
+    assert "### TFLite int8, op group by op group" in text and "| int8, every op |" in text
 
 
 def test_bad_flags_say_what_to_choose(capsys):
