@@ -59,15 +59,15 @@ from zoo.validation import input_limits
 QUANTIZATIONS = (None, "fp16", "dynamic", "int8")
 # "int8" quantizes the matrix products (FULLY_CONNECTED, CONV_2D) with calibrated activation
 # scales and keeps these ops in float. Quantizing them too (the converter's default) made BERT
-# slower than float32 and less accurate: LiteRT runs int8 layer norm (MEAN, SQUARED_DIFFERENCE,
-# RSQRT), softmax, GELU and attention's BATCH_MATMUL on reference kernels with a requantize
-# between each (bench/quantization.py measures it op group by op group), and it aborts the
-# process (SIGABRT, no message) in an int8 ADD of T5's graph.
-# Tasks refused "int8", and what to use instead.
-INT8_REFUSED = {"seq2seq_lm": "per-tensor int8 activations give T5 wrong tokens (93% of a "
-                              "trained model's agreed with float32)"}
+# slower than float32 (LiteRT's int8 layer norm, MEAN / SQUARED_DIFFERENCE / RSQRT, and
+# attention's int8 BATCH_MATMUL cost the most: bench/int8_ops.py measures each op group) and
+# trained ViT and GPT models less accurate; and LiteRT aborts the process (SIGABRT, no
+# message) in an int8 ADD of T5's graph.
 INT8_FLOAT_OPS = ("ADD", "SUB", "MUL", "NEG", "SQUARE", "SQUARED_DIFFERENCE", "MEAN", "RSQRT",
                   "SOFTMAX", "GELU", "TANH", "LOGISTIC", "BATCH_MATMUL")
+# Tasks refused "int8", and why.
+INT8_REFUSED = {"seq2seq_lm": "per-tensor int8 activations give T5 wrong tokens (93% of a "
+                              "trained model's agreed with float32)"}
 DEFAULT_SEQUENCE_LENGTH = 128
 MAX_REPRESENTATIVE_EXAMPLES = 200
 
