@@ -36,7 +36,7 @@ from keras_transformers import (
 from keras_transformers.feedforward import ACTIVATIONS
 from zoo.backbone import Backbone
 from zoo.config import Family, check_positive
-from zoo.task import GenerativeTask
+from zoo.seq2seq import Seq2SeqLM
 
 PACKAGE = "zoo"
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
@@ -252,127 +252,30 @@ class T5Backbone(Backbone):
         x = self.dropout_layer(self.decoder_final_norm(x), training=training)
         return x if cache is None else (x, ops.stack(layer_caches, axis=1))
 
+    # --- what `zoo.seq2seq.Seq2SeqLM` asks of an encoder-decoder backbone ---
 
-def lm_logits(backbone, lm_head, hidden):
-    """Vocabulary logits of decoder outputs: T5 v1.1's own head, or v1.0's tied one."""
-    if lm_head is not None:
-        return lm_head(hidden)
-    # Divided, not multiplied by hidden_dim ** -0.5: Keras marks `KerasTensor * float` sparse.
-    scaled = hidden / backbone.config.hidden_dim**0.5
-    return backbone.token_embedding(scaled, reverse=True)
+    decoder_context = None  # relative positions: no limit of the model's own
 
+    @property
+    def decoder_cache_dims(self):
+        """`(decoder layers, heads, head_dim)` of the self and cross attention caches."""
+        c = self.config
+        return c.decoder_depth, c.num_heads, c.head_dim
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class Seq2SeqLM(GenerativeTask):
-    """Sequence to sequence language modelling: next-token logits of the decoder.
+    def make_lm_head(self):
+        """T5 v1.1's own vocabulary projection (no bias); None when tied (v1.0)."""
+        if self.config.tie_word_embeddings:
+            return None
+        return keras.layers.Dense(self.config.vocabulary_size, use_bias=False,
+                                  dtype=self.build_dtype, name="lm_head")
 
-    Args:
-        backbone: a `T5Backbone`. With `tie_word_embeddings` the head is the token table
-            (decoder outputs scaled by `hidden_dim ** -0.5`); otherwise a `Dense` layer
-            `lm_head` without bias.
-
-    Inputs are the backbone's; outputs logits `[batch, decoder_length, vocabulary_size]`.
-    Train with teacher forcing: `decoder_token_ids` the targets shifted right behind a start
-    token, `y` the targets, `sample_weight` the `decoder_padding_mask`.
-
-    Cached decoding (for generation) uses three methods: `encode` runs the encoder once and
-    returns its outputs and the cross attention keys and values; `make_cache` allocates the
-    self attention cache; `call_with_cache` runs the decoder on the newest tokens. Caches
-    stack every decoder layer:
-      - self attention: `[batch, num_decoder_layers, 2, max_length, num_heads, head_dim]`,
-        keys at `[:, i, 0]` and values at `[:, i, 1]` for layer `i`; position `p` holds the
-        token at `p` once it has been decoded, zeros before (causal masking hides them).
-      - cross attention: `[batch, num_decoder_layers, 2, encoder_length, num_heads, head_dim]`,
-        the same layout over the encoder positions.
-    """
-
-    task_name = "seq2seq_lm"
-
-    def __init__(self, backbone, **kwargs):
-        c = backbone.config
-        # The layers' policy: a functional model keeps the global one, whatever `dtype` it got.
-        dtype = backbone.build_dtype
-        self.lm_head = None if c.tie_word_embeddings else keras.layers.Dense(
-            c.vocabulary_size, use_bias=False, dtype=dtype, name="lm_head",
-        )
-        inputs = backbone.input
-        hidden = backbone(inputs)["decoder_sequence_output"]
-        logits = lm_logits(backbone, self.lm_head, hidden)
-        super().__init__(inputs=inputs, outputs=logits, backbone=backbone, **kwargs)
-
-    def encode(self, encoder_token_ids, encoder_padding_mask):
-        """`(encoder_outputs, cross_attention_cache)` of a batch of source sequences.
-
-        `encoder_outputs` is `[batch, encoder_length, hidden_dim]`; `cross_attention_cache`
-        holds each decoder layer's keys and values of them (layout in the class docstring).
-        """
-        encoder_outputs = self.backbone.encode(
-            encoder_token_ids, encoder_padding_mask, training=False
-        )
-        return encoder_outputs, self.cross_attention_cache(encoder_outputs)
-
-    def cross_attention_cache(self, encoder_outputs):
-        """Each decoder layer's cross attention keys and values of `encoder_outputs`."""
-        return ops.stack(
-            [layer.cross_attention.compute_cache(encoder_outputs)
-             for layer in self.backbone.decoder_layers],
-            axis=1,
-        )
-
-    def make_cache(self, batch_size, max_length):
-        """An empty self attention cache for `max_length` decoder positions."""
-        c = self.backbone.config
-        return ops.zeros(
-            (batch_size, c.decoder_depth, 2, max_length, c.num_heads, c.head_dim),
-            dtype=self.backbone.build_dtype.compute_dtype,
-        )
-
-    def call_with_cache(self, decoder_token_ids, cache, cache_index, cross_attention_cache=None,
-                        encoder_padding_mask=None, encoder_outputs=None,
-                        decoder_padding_mask=None):
-        """Logits of the newest decoder tokens, and the cache with their keys and values.
-
-        Args:
-            decoder_token_ids: `[batch, new_tokens]`, at positions `cache_index ...`.
-            cache: from `make_cache` or the previous call.
-            cache_index: position of the first new token (an int or int32 scalar).
-            cross_attention_cache: from `encode`; computed from `encoder_outputs` when None.
-            encoder_padding_mask: `[batch, encoder_length]`, 1 for real source tokens.
-            encoder_outputs: used only when `cross_attention_cache` is None.
-            decoder_padding_mask: optional, `[batch, max_length]` over all cache positions.
-
-        Returns:
-            `(logits [batch, new_tokens, vocabulary_size], cache)`.
-        """
-        if cross_attention_cache is None:
-            if encoder_outputs is None:
-                raise ValueError(
-                    "call_with_cache needs the encoder's `cross_attention_cache` (from "
-                    "`encode`) or its `encoder_outputs`."
-                )
-            cross_attention_cache = self.cross_attention_cache(encoder_outputs)
-        self._check_cache(cache, "cache")
-        self._check_cache(cross_attention_cache, "cross_attention_cache")
-        hidden, cache = self.backbone.decode(
-            decoder_token_ids, encoder_padding_mask=encoder_padding_mask,
-            padding_mask=decoder_padding_mask, cache=cache, cache_index=cache_index,
-            cross_attention_cache=cross_attention_cache, training=False,
-        )
-        return lm_logits(self.backbone, self.lm_head, hidden), cache
-
-    def _check_cache(self, cache, name):
-        c = self.backbone.config
-        expected = (None, c.decoder_depth, 2, None, c.num_heads, c.head_dim)
-        shape = tuple(cache.shape)
-        if len(shape) != len(expected) or any(
-            e is not None and s is not None and s != e
-            for s, e in zip(shape, expected, strict=True)
-        ):
-            raise ValueError(
-                f"`{name}` has shape {shape}, expected [batch, {c.decoder_depth}, 2, length, "
-                f"{c.num_heads}, {c.head_dim}] (per decoder layer: keys and values per head). "
-                f"Make it with `make_cache` or `encode`."
-            )
+    def lm_logits(self, hidden, lm_head):
+        """Vocabulary logits of decoder outputs: v1.1's own head, or v1.0's tied one."""
+        if lm_head is not None:
+            return lm_head(hidden)
+        # Divided, not multiplied by hidden_dim ** -0.5: Keras marks `KerasTensor * float`
+        # sparse.
+        return self.token_embedding(hidden / self.config.hidden_dim**0.5, reverse=True)
 
 
 TASKS = {"seq2seq_lm": Seq2SeqLM}

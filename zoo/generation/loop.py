@@ -78,10 +78,9 @@ class Seq2SeqDecoding:
     """Prefill and step of a `Seq2SeqLM`: the encoder runs in the prefill; the state is the
     self attention cache, the cross attention keys and values and the encoder's mask."""
 
-    context = None  # relative positions: no limit of the model's own
-
     def __init__(self, model):
         self.model = model
+        self.context = model.context  # None where positions are relative (T5)
         self.vocabulary_size = model.backbone.config.vocabulary_size
 
     def prefill(self, prompt, max_length, extras, position=None):
