@@ -24,10 +24,13 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
     """Fixed sine/cosine encodings of Vaswani et al. (2017), section 3.5.
 
     `PE[pos, 2i] = sin(pos / max_wavelength ** (2i / d))` and
-    `PE[pos, 2i + 1] = cos(pos / max_wavelength ** (2i / d))`.
+    `PE[pos, 2i + 1] = cos(pos / max_wavelength ** (2i / d))`; with `interleave=False` the
+    same numbers as two halves, `PE[pos, i]` the sines and `PE[pos, d / 2 + i]` the cosines
+    (fairseq's and Marian's layout).
 
     Args:
         max_wavelength: the longest wavelength, 10,000 in the paper.
+        interleave: sines and cosines in alternate channels (the paper), or in two halves.
 
     Call arguments:
         inputs: `[batch, length, hidden_dim]`; only its shape is used.
@@ -37,9 +40,10 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
         The encodings, broadcast to the shape of `inputs`.
     """
 
-    def __init__(self, max_wavelength=10000, **kwargs):
+    def __init__(self, max_wavelength=10000, interleave=True, **kwargs):
         super().__init__(**kwargs)
         self.max_wavelength = max_wavelength
+        self.interleave = interleave
 
     def call(self, inputs, start_index=0):
         shape = ops.shape(inputs)
@@ -47,20 +51,23 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
         if isinstance(hidden_dim, int) and hidden_dim % 2:
             raise ValueError(
                 f"SinusoidalPositionEncoding needs an even hidden_dim, got {hidden_dim}: "
-                "sine and cosine fill alternate channels."
+                "sines and cosines come in pairs."
             )
         positions = ops.cast(ops.arange(length) + start_index, "float32")
-        pair_index = ops.cast(ops.arange(hidden_dim) // 2, "float32")
+        channels = ops.arange(hidden_dim)
+        is_sine = channels % 2 == 0 if self.interleave else channels < hidden_dim // 2
+        pair_index = channels // 2 if self.interleave else channels % (hidden_dim // 2)
         inverse_frequency = ops.power(
-            float(self.max_wavelength), -2.0 * pair_index / ops.cast(hidden_dim, "float32")
+            float(self.max_wavelength),
+            -2.0 * ops.cast(pair_index, "float32") / ops.cast(hidden_dim, "float32"),
         )
         angles = positions[:, None] * inverse_frequency[None, :]
-        is_even = ops.arange(hidden_dim) % 2 == 0
-        encoding = ops.where(is_even[None, :], ops.sin(angles), ops.cos(angles))
+        encoding = ops.where(is_sine[None, :], ops.sin(angles), ops.cos(angles))
         return ops.broadcast_to(ops.cast(encoding, self.compute_dtype), shape)
 
     def get_config(self):
-        return {**super().get_config(), "max_wavelength": self.max_wavelength}
+        return {**super().get_config(), "max_wavelength": self.max_wavelength,
+                "interleave": self.interleave}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -46,6 +46,16 @@ def test_sinusoidal_encoding_start_index_shifts_positions():
     assert_close(out[0], paper_sinusoids(4, 8, start=5, max_wavelength=100))
 
 
+def test_sinusoidal_encoding_in_halves_is_marians_layout():
+    """Marian (and fairseq): the paper's sines in the first half, its cosines in the second."""
+    x = np.zeros((1, 6, 10), "float32")
+    out = as_numpy(SinusoidalPositionEncoding(interleave=False)(x, start_index=3))
+    paper = paper_sinusoids(6, 10, start=3)
+    assert_close(out[0], np.concatenate([paper[:, 0::2], paper[:, 1::2]], axis=1))
+    config = SinusoidalPositionEncoding(interleave=False).get_config()
+    assert SinusoidalPositionEncoding.from_config(config).interleave is False
+
+
 def test_sinusoidal_encoding_rejects_odd_hidden_dim():
     with pytest.raises(ValueError, match="even hidden_dim"):
         SinusoidalPositionEncoding()(np.zeros((1, 3, 5), "float32"))
