@@ -17,6 +17,7 @@ FAMILIES = {
     "bert": "zoo.bert",
     "gpt": "zoo.gpt",
     "t5": "zoo.t5",
+    "transformer": "zoo.transformer",
     "vit": "zoo.vit",
 }
 

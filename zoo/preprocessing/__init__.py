@@ -68,6 +68,7 @@ _EXPORTS = {
     "SentencePieceTokenizer": "sentencepiece",
     "parse_sentencepiece_model": "sentencepiece_proto",
     "BytePairTokenizer": "byte_pair",
+    "MarianTokenizer": "marian",
     "bytes_to_unicode": "byte_pair",
     "split_for_bpe": "byte_pair",
     "pack": "packing",
@@ -90,8 +91,8 @@ _EXPORTS = {
     "render_chat": "chat_template",
 }
 # The modules that register layer classes for `.keras` loading.
-_LAYER_MODULES = ("wordpiece", "sentencepiece", "byte_pair", "text", "language_model", "image",
-                  "question_answering")
+_LAYER_MODULES = ("wordpiece", "sentencepiece", "byte_pair", "marian", "text", "language_model",
+                  "image", "question_answering")
 
 
 def __getattr__(name):
