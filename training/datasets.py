@@ -41,14 +41,19 @@ the project's machine image):
   paragraphs written for the project, TFDS `squad`'s features and splits (by article): v1.1
   the 183 answerable ones, 136 / 47 (train / validation), v2.0 all 229, 170 / 59, 46 of them
   unanswerable; tests/fixtures/squad_sample.json.
+- `debian_descriptions`: summarization, Debian's package descriptions (`document`, median 46
+  words) with their one-line synopses (`summary`, median 7 words), TFDS `xsum`'s features,
+  46,548 / 5,602 / 5,377 (train / validation / test, split by source package; 57,527 after
+  deduplication, as of the last `apt-get update`); `/var/lib/apt/lists/*_i18n_Translation-en`.
 
-Debian's files and botchan come with `make data` (tools/fetch_data.sh).
+Debian's files, its description lists and botchan come with `make data` (tools/fetch_data.sh).
 
 Online (standard TFDS names; offline they fail at once, naming the local stand-in):
 `mnist`, `fashion_mnist`, `cifar10` (-> `fashion_mnist_local`), `imdb_reviews`, `glue/sst2`
 (-> `fortunes`), `conll2003` (-> `conll_sample`), `squad`, `squad/v1.1`, `squad/v2.0` (->
 `squad_sample/v1.1`, `/v2.0`), `tiny_shakespeare` (-> `botchan/lines`),
-`ted_hrlr_translate/pt_to_en`, `wmt14_translate/de-en` (-> `gettext_translations/de`). Any
+`ted_hrlr_translate/pt_to_en`, `wmt14_translate/de-en` (-> `gettext_translations/de`),
+`cnn_dailymail`, `xsum` (-> `debian_descriptions`). Any
 other TFDS name works as well. A standard dataset that is not prepared in `data_dir` is
 downloaded when the network is reachable (`download=None`, the default), always tried
 (`download=True`) or never (`download=False`).
@@ -92,6 +97,8 @@ STANDARD = {
     "tiny_shakespeare": "botchan/lines",
     "ted_hrlr_translate/pt_to_en": "gettext_translations/de",
     "wmt14_translate/de-en": "gettext_translations/de",
+    "cnn_dailymail": "debian_descriptions",
+    "xsum": "debian_descriptions",
 }
 _PROBE_HOST = "storage.googleapis.com"  # where TFDS keeps most of its downloads
 

@@ -1,6 +1,6 @@
 """Evaluate a trained model on a dataset split: the task's loss and metrics, plus entity F1 for
-NER, BLEU for translation, perplexity for language models, and the majority-class baseline for
-classifiers.
+NER, BLEU for translation, ROUGE for summarization (beside the first N words of each document),
+perplexity for language models, and the majority-class baseline for classifiers.
 
 Example:
 
@@ -19,7 +19,8 @@ from training import datasets, pipelines, recipes
 SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 
-def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, verbose=0):
+def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, verbose=0,
+             max_summaries=None, lead_words=8, generation=None):
     """The figures of `model` on a split, as a dict of floats.
 
     Args:
@@ -30,11 +31,18 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
         max_translations: translation: BLEU over at most this many examples (generation is
             the slow part).
         verbose: Keras' progress bar setting for `model.evaluate`.
+        max_summaries: summarization: ROUGE over at most this many examples (None: all).
+        lead_words: summarization: the baseline's summary is each document's first
+            `lead_words` words.
+        generation: dict, options of `model.generate` for translation and summarization
+            (`{"sampler": "beam", "num_beams": 4}`); greedy decoding when None.
 
     Keys: "loss" and the compiled metrics ("accuracy", "perplexity"); classifiers also
     "majority_baseline" (the accuracy of always answering the training split's most common
     label); token classifiers "entity_f1", "entity_precision", "entity_recall"; translation
-    "bleu"; question answering SQuAD's "exact_match" and "f1" (percent, the official script's
+    "bleu"; summarization (`pipelines.is_summarization`) "rouge1", "rouge2", "rougeL" (F-measure,
+    0-100, `training.metrics.rouge`) and the same of the lead baseline ("lead_8_rouge1", ...);
+    question answering SQuAD's "exact_match" and "f1" (percent, the official script's
     normalisation, `training.metrics.squad_scores`; with unanswerable questions also its
     has/no-answer figures and "no_answer_accuracy"), and "first_sentence_exact_match" /
     "first_sentence_f1" (answering every question with its context's first sentence).
@@ -56,8 +64,12 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
         f1 = token_f1(model, data, _tag_names(model, dataset))
         scores.update({"entity_f1": f1["f1"], "entity_precision": f1["precision"],
                        "entity_recall": f1["recall"]})
-    if task == "seq2seq_lm":
-        scores["bleu"] = translation_bleu(model, dataset, split, max_translations, batch_size)
+    if task == "seq2seq_lm" and pipelines.is_summarization(dataset):
+        scores.update(summary_rouge(model, dataset, split, max_summaries, batch_size,
+                                    lead_words, generation))
+    elif task == "seq2seq_lm":
+        scores["bleu"] = translation_bleu(model, dataset, split, max_translations, batch_size,
+                                          generation)
     if task == "question_answering":
         scores.update(squad_evaluation(model, *squad_questions(dataset, split), batch_size))
     return scores
@@ -101,25 +113,61 @@ def token_f1(model, data, tag_names):
     return entity_f1(truth, guess)
 
 
-def translation_bleu(model, dataset, split, limit, batch_size):
-    """Corpus BLEU of greedy translations of the first `limit` pairs of a split."""
+def translation_bleu(model, dataset, split, limit, batch_size, generation=None):
+    """Corpus BLEU of the translations (greedy unless `generation` says otherwise) of the
+    first `limit` pairs of a split."""
     from training.metrics import bleu
 
-    if not hasattr(model, "generate"):
-        raise ValueError(f"{type(model).__name__} cannot generate text, so BLEU cannot be "
-                         "measured.")
+    sources, references = source_target_pairs(dataset, split, limit)
+    return bleu(generated(model, sources, batch_size, generation), references)
+
+
+def summary_rouge(model, dataset, split, limit, batch_size, lead_words=8, generation=None):
+    """ROUGE-1/2/L of the model's summaries (greedy unless `generation` says otherwise) of the
+    first `limit` documents of a split (all when None), and of their first `lead_words`
+    words (keys "lead_<n>_rouge1", ...)."""
+    from training.metrics import rouge
+
+    documents, references = source_target_pairs(dataset, split, limit)
+    scores = rouge(generated(model, documents, batch_size, generation), references)
+    baseline = rouge([lead(d, lead_words) for d in documents], references)
+    scores.update({f"lead_{lead_words}_{k}": v for k, v in baseline.items()})
+    return scores
+
+
+def lead(text, words=8):
+    """The first `words` words of `text` (split on white space), joined by spaces."""
+    return " ".join(text.split()[:words])
+
+
+def source_target_pairs(dataset, split, limit=None):
+    """`(sources, targets)`: the strings of the first `limit` examples (all when None) of a
+    source -> target dataset (translation, summarization)."""
     roles = pipelines.roles_of(dataset)
-    pairs = datasets.load(dataset, split).take(limit)
-    sources, references = [], []
-    for element in pairs.as_numpy_iterator():
-        sources.append(element[roles["source"]].decode("utf-8"))
-        references.append(element[roles["target"]].decode("utf-8"))
-    length = model.preprocessor.sequence_length
-    hypotheses = []
+    data = datasets.load(dataset, split)
+    if limit is not None:
+        data = data.take(limit)
+    sources, targets = [], []
+    for element in data.as_numpy_iterator():
+        sources.append(_text(element[roles["source"]]))
+        targets.append(_text(element[roles["target"]]))
+    return sources, targets
+
+
+def generated(model, sources, batch_size, generation=None):
+    """The model's outputs for `sources`, `batch_size` at a time, up to the decoder's length in
+    new tokens; `generation`: options of `model.generate` (greedy when None)."""
+    if not hasattr(model, "generate"):
+        raise ValueError(f"{type(model).__name__} cannot generate text, so its outputs cannot "
+                         "be scored.")
+    preprocessor = model.preprocessor
+    length = getattr(preprocessor, "decoder_sequence_length", preprocessor.sequence_length)
+    outputs = []
     for start in range(0, len(sources), batch_size):
-        outputs = model.generate(sources[start:start + batch_size], max_new_tokens=length)
-        hypotheses += [_text(o) for o in outputs]
-    return bleu(hypotheses, references)
+        outputs += [_text(o) for o in model.generate(sources[start:start + batch_size],
+                                                     max_new_tokens=length,
+                                                     **(generation or {}))]
+    return outputs
 
 
 def squad_questions(dataset, split):

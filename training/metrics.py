@@ -1,6 +1,6 @@
 """Task metrics beyond accuracy: perplexity (a Keras metric), entity-level F1 for NER
-(seqeval's definition), corpus BLEU (sacrebleu) and SQuAD's exact match and F1 (the official
-v1.1 and v2.0 evaluation scripts' definitions).
+(seqeval's definition), corpus BLEU (sacrebleu), ROUGE for summaries (Google's `rouge-score`)
+and SQuAD's exact match and F1 (the official v1.1 and v2.0 evaluation scripts' definitions).
 
 Example:
 
@@ -14,6 +14,8 @@ Example:
 100.0
 >>> metrics.squad_scores(["1889", "Paris"], [["in 1889", "1889"], ["Lyon"]])
 {'exact_match': 50.0, 'f1': 50.0, 'total': 2}
+>>> metrics.rouge(["the cat lay on the mat"], ["the cat sat on the mat"])["rouge2"]
+60.0
 """
 
 import re
@@ -101,6 +103,45 @@ def bleu(hypotheses, references):
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} translations but {len(references)} references.")
     return sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score
+
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+def rouge(predictions, references, stem=True):
+    """ROUGE-1, ROUGE-2 and ROUGE-L F-measures of summaries against one reference each, as
+    Google's `rouge-score` computes them (lower case, runs of letters and digits as words,
+    Porter stemming of words longer than 3 letters when `stem`), averaged over the examples,
+    0-100.
+
+    Args:
+        predictions: list of str, one summary per example.
+        references: list of str, the reference summary of each example.
+        stem: bool, stem words before matching ("runs" matches "running").
+
+    Returns:
+        dict: `{"rouge1": float, "rouge2": float, "rougeL": float}`.
+
+    Raises:
+        ValueError: `predictions` and `references` differ in length, or are empty.
+
+    >>> scores = rouge(["running dogs"], ["the dog runs"])
+    >>> round(scores["rouge1"], 2), rouge(["running dogs"], ["the dog runs"], stem=False)["rouge1"]
+    (80.0, 0.0)
+    """
+    from rouge_score import rouge_scorer
+
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} summaries but {len(references)} references.")
+    if not predictions:
+        raise ValueError("no summaries to score.")
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=stem)
+    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
+    for prediction, reference in zip(predictions, references, strict=True):
+        scores = scorer.score(_text(reference), _text(prediction))
+        for kind in ROUGE_TYPES:
+            totals[kind] += scores[kind].fmeasure
+    return {kind: 100.0 * total / len(predictions) for kind, total in totals.items()}
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)

@@ -56,8 +56,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 # Which feature of a dataset plays which role. Roles: "text" (a string, or the words of a
 # sentence for token classification), "text_pair" (a second string, for pairs), "label" (a
 # class, or a label per word), "image" (pixels or encoded bytes), "source" and "target"
-# (translation), "question", "context" and "answers" (SQuAD's `{"text", "answer_start"}`:
-# the first answer is trained on). A name matches exactly or by its part before "/".
+# (translation, and summarization: the document and its summary), "question", "context" and
+# "answers" (SQuAD's `{"text", "answer_start"}`: the first answer is trained on). A name
+# matches exactly or by its part before "/".
 FEATURES = {
     "fortunes": {"text": "text", "label": "label"},
     "imdb_reviews": {"text": "text", "label": "label"},
@@ -77,7 +78,13 @@ FEATURES = {
     "gettext_translations/es": {"source": "en", "target": "es"},
     "ted_hrlr_translate/pt_to_en": {"source": "pt", "target": "en"},
     "wmt14_translate/de-en": {"source": "de", "target": "en"},
+    "debian_descriptions": {"source": "document", "target": "summary"},
+    "xsum": {"source": "document", "target": "summary"},
+    "cnn_dailymail": {"source": "article", "target": "highlights"},
 }
+# The source -> target datasets whose target summarizes the source: `kt evaluate` scores them
+# with ROUGE (`training.metrics.rouge`) where it scores translations with BLEU.
+SUMMARIZATION = ("debian_descriptions", "xsum", "cnn_dailymail")
 # Feature names tried, in order, for a dataset not in FEATURES.
 GUESSES = {"text": ("text", "sentence", "tokens", "content"), "label": ("label", "ner", "labels"),
            "image": ("image",), "question": ("question",), "context": ("context",),
@@ -88,6 +95,11 @@ def roles_of(name):
     """`{role: feature name}` of a dataset in `FEATURES` (a config such as
     "gettext_translations/de" falls back to its dataset's entry), or None when it has none."""
     return FEATURES.get(name) or FEATURES.get(name.split("/")[0])
+
+
+def is_summarization(name):
+    """Whether dataset `name` (or its dataset, for "name/config") is a summarization one."""
+    return name in SUMMARIZATION or name.split("/")[0] in SUMMARIZATION
 
 
 def pipeline(model, dataset, split=None, batch_size=32, *, sequence_length=None,

@@ -8,12 +8,24 @@ def add_arguments(parser):
     parser.add_argument("--dataset", help="default: the run's dataset")
     parser.add_argument("--split", help="default: test (validation where there is none)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-beams", type=int, default=1,
+                        help="translation, summarization: beam search with this many beams "
+                             "(default 1: greedy)")
+    parser.add_argument("--max-examples", type=int,
+                        help="translation, summarization: score the first N examples "
+                             "(default: 200 translations, every summary)")
+    parser.add_argument("--lead-words", type=int, default=8,
+                        help="summarization: the baseline summary is a document's first N "
+                             "words (default 8)")
 
 
 def run(args):
     from training import checks, datasets, evaluate, pipelines, runs
 
     checks.at_least("--batch-size", args.batch_size)
+    checks.at_least("--num-beams", args.num_beams)
+    checks.at_least("--lead-words", args.lead_words)
+    checks.at_least("--max-examples", args.max_examples)
     config = runs.read_config(args.run)
     dataset = args.dataset or config["dataset"]
     if pipelines.roles_of(dataset) is None:
@@ -23,7 +35,12 @@ def run(args):
         datasets.check_split(dataset, args.split)
     model = runs.load_model(args.run)
     args.split = args.split or datasets.evaluation_split(dataset)
-    scores = evaluate.evaluate(model, dataset, args.split, args.batch_size)
+    generation = {"sampler": "beam", "num_beams": args.num_beams} if args.num_beams > 1 \
+        else None
+    limits = {} if args.max_examples is None else {"max_translations": args.max_examples,
+                                                   "max_summaries": args.max_examples}
+    scores = evaluate.evaluate(model, dataset, args.split, args.batch_size,
+                               lead_words=args.lead_words, generation=generation, **limits)
     results_path = runs.results_path(args.run)
     results = runs.read_results(args.run)
     results[f"{dataset}:{args.split}"] = scores
