@@ -55,13 +55,13 @@ def columns(name, split):
 
 def test_names_lists_offline_builders_and_standard_tfds_names():
     assert datasets.names(offline=True) == [
-        "botchan/chapters", "botchan/lines", "conll_sample", "digits", "fashion_mnist_local",
-        "fortunes", "gettext_translations/de", "gettext_translations/es", "squad_sample/v1.1",
-        "squad_sample/v2.0"]
+        "botchan/chapters", "botchan/lines", "conll_sample", "debian_descriptions", "digits",
+        "fashion_mnist_local", "fortunes", "gettext_translations/de", "gettext_translations/es",
+        "squad_sample/v1.1", "squad_sample/v2.0"]
     assert datasets.names(offline=False) == [
-        "cifar10", "conll2003", "fashion_mnist", "glue/sst2", "imdb_reviews", "mnist", "squad",
-        "squad/v1.1", "squad/v2.0", "ted_hrlr_translate/pt_to_en", "tiny_shakespeare",
-        "wmt14_translate/de-en"]
+        "cifar10", "cnn_dailymail", "conll2003", "fashion_mnist", "glue/sst2", "imdb_reviews",
+        "mnist", "squad", "squad/v1.1", "squad/v2.0", "ted_hrlr_translate/pt_to_en",
+        "tiny_shakespeare", "wmt14_translate/de-en", "xsum"]
     assert datasets.names() == sorted(datasets.names(True) + datasets.names(False))
 
 
@@ -266,6 +266,9 @@ def test_project_builders_are_plain_tfds_datasets():
     ("conll2003", {"tokens": (tf.string, (None,)), "pos": (tf.int64, (None,)),
                    "chunks": (tf.int64, (None,)), "ner": (tf.int64, (None,))}),
     ("ted_hrlr_translate/pt_to_en", {"pt": (tf.string, ()), "en": (tf.string, ())}),
+    ("xsum", {"document": (tf.string, ()), "summary": (tf.string, ())}),
+    ("cnn_dailymail", {"article": (tf.string, ()), "highlights": (tf.string, ()),
+                       "id": (tf.string, ()), "publisher": (tf.string, ())}),
 ])
 def test_standard_names_go_through_tfds_load(name, features):
     with tfds.testing.mock_data(num_examples=3):
@@ -352,3 +355,78 @@ def test_idx_reader_rejects_a_file_of_another_kind(tmp_path):
     assert fashion_mnist_local.read_idx(path, 2049).tolist() == [3, 4]
     with pytest.raises(ValueError, match="not an idx file of 3 dimensions"):
         fashion_mnist_local.read_idx(path, 2051)
+
+
+DEBIAN_SAMPLE = Path(__file__).parents[1] / "fixtures" / "debian_descriptions"
+
+
+def debian_sample(tmp_path, split, source=DEBIAN_SAMPLE):
+    """A split of `debian_descriptions` read from the sample of real records (45 packages of
+    15 source packages; tests/fixtures/make_debian_descriptions.py) as columns."""
+    data = datasets.load("debian_descriptions", split, data_dir=tmp_path / "tfds", source=source)
+    rows = list(data.as_numpy_iterator())
+    return {key: [row[key].decode() for row in rows] for key in ("id", "document", "summary")}
+
+
+def test_debian_descriptions_from_the_sample_are_deduplicated_and_split_by_source(tmp_path):
+    sizes = split_sizes("debian_descriptions", data_dir=tmp_path / "tfds", source=DEBIAN_SAMPLE)
+    # 45 records: 2 long descriptions under 15 words, a synopsis that an earlier package has
+    # (libkf5jsembed-dev's), two copies of libsentencepiece-dev's long description: 40 left.
+    assert sizes == {"train": 17, "validation": 8, "test": 15}
+    info = datasets.info("debian_descriptions", data_dir=tmp_path / "tfds", source=DEBIAN_SAMPLE)
+    assert info.supervised_keys == ("document", "summary")
+    splits = {split: debian_sample(tmp_path, split) for split in sizes}
+    packages = {split: set(columns["id"]) for split, columns in splits.items()}
+    for left_out in ("gnome-control-center-dev", "libkf5jsembed5", "libkf5jsembed-dev",
+                     "libsentencepiece0", "sentencepiece"):
+        assert not any(left_out in names for names in packages.values())
+    # Each source's binary packages share a split: fortune-mod's and curl's in test, jq's
+    # and lz4's in train, findutils' (with locate) and golang-1.19's in validation.
+    assert {"fortune-mod", "fortunes", "fortunes-min", "curl", "libcurl4"} <= packages["test"]
+    assert {"jq", "libjq1", "libjq-dev", "lz4", "liblz4-1", "libsentencepiece-dev"} <= \
+        packages["train"]
+    assert {"findutils", "locate", "golang-1.19-doc", "gzip"} <= packages["validation"]
+
+    train = dict(zip(splits["train"]["id"], zip(splits["train"]["summary"],
+                                                 splits["train"]["document"], strict=True),
+                     strict=True))
+    summary, document = train["hello"]
+    assert summary == "example package based on GNU hello"
+    assert document.startswith("The GNU hello program produces a familiar, friendly greeting.")
+    assert len(document.split("\n\n")) == 2 and "\n " not in document  # 2 paragraphs, rewrapped
+    _, nano = train["nano"]
+    assert "including:\n- undo/redo\n- line numbering\n" in nano  # verbatim lines kept
+
+
+def test_debian_descriptions_read_lz4_lists_as_apt_keeps_them(tmp_path):
+    import lz4.frame
+
+    compressed = tmp_path / "lists"
+    compressed.mkdir()
+    for path in DEBIAN_SAMPLE.iterdir():
+        (compressed / f"{path.name}.lz4").write_bytes(lz4.frame.compress(path.read_bytes()))
+    assert debian_sample(tmp_path / "a", "test", compressed) == debian_sample(tmp_path / "b",
+                                                                              "test")
+
+
+def test_debian_descriptions_need_apts_description_lists(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no \*_i18n_Translation-en\[\.lz4\] lists in "
+                                                + re.escape(str(tmp_path)) + r".*make data"):
+        datasets.info("debian_descriptions", data_dir=tmp_path / "tfds", source=tmp_path)
+
+
+@pytest.mark.slow  # reads 64,000 descriptions: about 10 s on 2 cores the first time
+def test_debian_descriptions_are_57000_distinct_human_summaries():
+    # apt-get update -o Acquire::Languages=en of bookworm on 2026-12-07 gave 46,548 / 5,602 /
+    # 5,377 (57,527); a later update may add or drop a few packages.
+    sizes = split_sizes("debian_descriptions")
+    total = sum(sizes.values())
+    assert 55_000 <= total <= 60_000
+    assert abs(sizes["test"] / total - 0.10) < 0.01
+    assert abs(sizes["validation"] / total - 0.10) < 0.01
+    everything = columns("debian_descriptions", "train+validation+test")
+    assert len(set(everything["document"])) == len(set(everything["summary"])) == total
+    document_words = np.median([len(d.split()) for d in everything["document"]])
+    summary_words = np.median([len(s.split()) for s in everything["summary"]])
+    assert 43 <= document_words <= 49 and summary_words == 7
+    assert min(len(d.split()) for d in everything["document"]) == 15

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from training import datasets, evaluate
+from training import datasets, evaluate, metrics
 
 
 def test_bleu_of_a_model_that_translates_perfectly_is_100():
@@ -26,3 +26,45 @@ def test_majority_baseline_is_the_share_of_the_most_common_training_label():
     most_common = np.bincount(train).argmax()
     assert evaluate.majority_baseline("digits", "test") == pytest.approx(
         np.mean(test == most_common))
+
+
+def fake_summarizer(summarize, decoder_length=12):
+    """A stand-in model whose `generate` summarizes each document with `summarize` and keeps
+    what it was asked (`calls`)."""
+    calls = []
+
+    def generate(sources, max_new_tokens, **options):
+        calls.append({"rows": len(sources), "max_new_tokens": max_new_tokens, **options})
+        return [summarize(s) for s in sources]
+
+    preprocessor = SimpleNamespace(sequence_length=64, decoder_sequence_length=decoder_length)
+    return SimpleNamespace(preprocessor=preprocessor, generate=generate, calls=calls)
+
+
+def test_rouge_of_perfect_summaries_is_100_beside_the_lead_baseline():
+    records = list(datasets.load("debian_descriptions", "test[:6]").as_numpy_iterator())
+    documents = [r["document"].decode() for r in records]
+    summaries = [r["summary"].decode() for r in records]
+    perfect = fake_summarizer(dict(zip(documents, summaries, strict=True)).get)
+    scores = evaluate.summary_rouge(perfect, "debian_descriptions", "test[:6]", None, 4)
+    assert {k: scores[k] for k in ("rouge1", "rouge2", "rougeL")} == pytest.approx(
+        {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0})
+    lead = metrics.rouge([" ".join(d.split()[:8]) for d in documents], summaries)
+    assert {k: scores[f"lead_8_{k}"] for k in lead} == pytest.approx(lead)
+    assert [c["rows"] for c in perfect.calls] == [4, 2]  # batches of 4
+    assert {c["max_new_tokens"] for c in perfect.calls} == {12}  # the decoder's length
+
+
+def test_a_model_that_copies_the_lead_scores_as_the_baseline_with_the_options_given():
+    copier = fake_summarizer(lambda document: evaluate.lead(document, 5))
+    scores = evaluate.summary_rouge(copier, "debian_descriptions", "test", 3, 8, lead_words=5,
+                                    generation={"sampler": "beam", "num_beams": 3})
+    for kind in ("rouge1", "rouge2", "rougeL"):
+        assert scores[kind] == scores[f"lead_5_{kind}"]
+    assert copier.calls == [{"rows": 3, "max_new_tokens": 12, "sampler": "beam",
+                             "num_beams": 3}]  # only the first 3 documents, beams as asked
+
+
+def test_lead_is_the_first_words_across_lines():
+    assert evaluate.lead("GNU nano is\nan easy-to-use  text editor", 4) == "GNU nano is an"
+    assert evaluate.lead("two words", 8) == "two words"

@@ -54,6 +54,34 @@ def test_perplexity_is_exp_of_the_weighted_mean_crossentropy():
                       metrics.Perplexity)
 
 
+@pytest.mark.parametrize("prediction, reference, expected", [
+    # 5 of 6 words, 3 of 5 bigrams, a longest common subsequence of 5 words
+    ("the cat lay on the mat", "the cat sat on the mat", (500 / 6, 60.0, 500 / 6)),
+    # precision 1, recall 2/6 (F 0.5); one bigram of 1 and of 5 (F 1/3)
+    ("the cat", "the cat sat on the mat", (50.0, 100 / 3, 50.0)),
+    ("The CAT, sat!", "the cat sat", (100.0, 100.0, 100.0)),  # case and punctuation ignored
+    ("mat the on", "on the mat", (100.0, 0.0, 100 / 3)),  # the order counts for ROUGE-2 and L
+])
+def test_rouge_f_measures_are_hand_counted_overlaps(prediction, reference, expected):
+    scores = metrics.rouge([prediction], [reference])
+    assert [scores[k] for k in ("rouge1", "rouge2", "rougeL")] == pytest.approx(expected)
+
+
+def test_rouge_stems_and_averages_over_examples():
+    assert metrics.rouge(["running dogs"], ["the dog runs"])["rouge1"] == pytest.approx(80.0)
+    assert metrics.rouge(["running dogs"], ["the dog runs"], stem=False)["rouge1"] == 0.0
+    scores = metrics.rouge(["a cat", "a dog", "nothing"], ["a cat", "a dog", "alike"])
+    assert scores["rouge1"] == pytest.approx(200 / 3)  # the mean of 100, 100 and 0
+    assert metrics.rouge([b"a cat"], [b"a cat"])["rougeL"] == 100.0  # bytes are read as UTF-8
+
+
+def test_rouge_refuses_mismatched_or_empty_inputs():
+    with pytest.raises(ValueError, match="^1 summaries but 2 references.$"):
+        metrics.rouge(["a"], ["a", "b"])
+    with pytest.raises(ValueError, match="^no summaries to score.$"):
+        metrics.rouge([], [])
+
+
 def test_bleu_is_sacrebleus_corpus_bleu():
     assert metrics.bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == \
         pytest.approx(100.0)

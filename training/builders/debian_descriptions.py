@@ -123,8 +123,8 @@ def split_of(source):
 
 class DebianDescriptions(LocalBuilder):
     """Summarization: the long descriptions of Debian's packages (`document`, median 46 words)
-    with the one-line synopsis their maintainers wrote (`summary`, median 7 words), and the
-    package name (`id`); TFDS `xsum`'s features. Read from the English description lists
+    with the one-line synopsis their maintainers wrote (`summary`, median 7 words), as TFDS
+    `xsum` names them, and the package name (`id`, as in `cnn_dailymail`). Read from the English description lists
     that `apt-get update -o Acquire::Languages=en` writes to `/var/lib/apt/lists/` (all of
     them: main, updates, security). Long descriptions of fewer than 15 words are left out,
     and a long description or a synopsis that an earlier package (in name order) already has
