@@ -231,3 +231,41 @@ def test_tfds_squad_feeds_question_answering_through_the_same_pipeline(wordpiece
     assert sum(len(y) for _, y in batches) >= 6
     assert {tuple(x["token_ids"].shape[1:]) for x, _ in batches} == {(32,)}
     assert all(y.shape[1:] == (2,) and y.dtype == tf.int32 for _, y in batches)
+
+
+def padded(ids, length, pad_id):
+    return ids + [pad_id] * (length - len(ids))
+
+
+def test_summarization_feeds_documents_to_the_encoder_and_summaries_to_the_decoder(
+        sentencepiece):
+    model = build("t5", "seq2seq_lm", sentencepiece)
+    length, end, pad, start = 24, sentencepiece.end_id, 0, sentencepiece.start_id
+    assert sentencepiece.pad_id is None  # botchan's model: pad with 0, start decoding with <s>
+    x, y, weights = next(iter(pipeline(model, "debian_descriptions", "test[:8]", BATCH,
+                                       sequence_length=length, tokenizer=sentencepiece)))
+    records = list(datasets.load("debian_descriptions", "test[:8]").as_numpy_iterator())
+    for row, record in enumerate(records):
+        document = sentencepiece(record["document"]).numpy().tolist()
+        summary = sentencepiece(record["summary"]).numpy().tolist()
+        target = padded(summary[:length - 1] + [end], length, pad)
+        assert x["encoder_token_ids"][row].numpy().tolist() == \
+            padded(document[:length - 1] + [end], length, pad)
+        assert y[row].numpy().tolist() == target
+        assert x["decoder_token_ids"][row].numpy().tolist() == [start] + target[:-1]
+        assert weights[row].numpy().sum() == min(len(summary) + 1, length)
+
+
+def test_tfds_summarization_names_feed_the_same_pipeline(sentencepiece, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from training import pipelines
+
+    assert pipelines.is_summarization("xsum") and not pipelines.is_summarization("fortunes")
+    monkeypatch.setattr(datasets, "_online", lambda: True)  # mock data stands in for downloads
+    model = build("t5", "seq2seq_lm", sentencepiece)
+    for name in ("cnn_dailymail", "xsum"):
+        with tfds.testing.mock_data(num_examples=BATCH):
+            x, y, _ = next(iter(pipeline(model, name, "train", BATCH, sequence_length=16,
+                                         tokenizer=sentencepiece)))
+        assert tuple(x["encoder_token_ids"].shape) == tuple(y.shape) == (BATCH, 16)
