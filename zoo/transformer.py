@@ -189,6 +189,7 @@ class TransformerBackbone(Backbone):
 
     def __init__(self, config, dtype=None, **kwargs):
         c = config
+        self.max_sequence_length = c.max_sequence_length  # read while the graph is built
         self.token_embedding = TokenAndPositionEmbedding(
             c.vocabulary_size, None, c.hidden_dim, position=None,
             scale_by_sqrt_dim=c.scale_embedding,
@@ -223,7 +224,21 @@ class TransformerBackbone(Backbone):
         )
 
     def embed(self, token_ids, start_index=0, training=None):
-        """Scaled token embeddings plus the sinusoids of their positions, then dropout."""
+        """Scaled token embeddings plus the sinusoids of their positions, then dropout.
+
+        Positions past the table (`max_sequence_length`, Marian's `max_position_embeddings`)
+        are a `ValueError` where the length is known when the graph is built (eager calls,
+        `generate`'s compiled loop); `zoo.validation` checks the model's own inputs.
+        """
+        length, most = token_ids.shape[-1], self.max_sequence_length
+        if isinstance(length, int) and isinstance(start_index, int) and \
+                start_index + length > most:
+            raise ValueError(
+                f"The Transformer's sinusoid table holds {most} positions "
+                f"(max_sequence_length) but was asked for positions {start_index}.."
+                f"{start_index + length - 1}. Shorten the input (a preprocessor with "
+                f"sequence_length <= {most} truncates it)."
+            )
         x = self.token_embedding(token_ids)
         x = x + self.position_encoding(x, start_index=start_index)
         return self.dropout_layer(x, training=training)
