@@ -7,8 +7,10 @@ starts from pretrained weights. `compile(model, recipe, total_steps)` turns it i
 
 - AdamW, with weight decay on matrices only: biases, norm scales and offsets (every variable of
   rank below 2) are excluded, as in BERT's and nanoGPT's recipes;
-- the learning rate warms up linearly from 0 over `warmup_ratio` of the steps, then decays
-  (`"cosine"` or `"linear"`) to `min_learning_rate_ratio` of its peak, or stays (`"constant"`);
+- the learning rate warms up linearly from 0 over `warmup_ratio` of the steps (or
+  `warmup_steps`), then decays (`"cosine"` or `"linear"`) to `min_learning_rate_ratio` of its
+  peak, stays (`"constant"`), or falls as the inverse square root of the step
+  (`"inverse_sqrt"`, Vaswani et al. 2017);
 - gradients clipped to a global norm;
 - label smoothing in the loss (padding and ignored labels stay ignored);
 - metrics per task: accuracy, and perplexity for the language models;
@@ -38,7 +40,7 @@ from keras import ops
 
 from training.metrics import Perplexity
 
-DECAYS = ("cosine", "linear", "constant")
+DECAYS = ("cosine", "linear", "constant", "inverse_sqrt")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Recipe:
         clipnorm: clip the gradients to this global norm; None for no clipping.
         label_smoothing: mix this much of the uniform distribution into the targets.
         mixed_precision: train in `mixed_bfloat16` (the model is built with that policy).
+        warmup_steps: warm up over this many steps instead of `warmup_ratio` of them.
+        beta_2, epsilon: Adam's (Keras' defaults 0.999 and 1e-7).
     """
 
     learning_rate: float = 1e-3
@@ -64,6 +68,9 @@ class Recipe:
     clipnorm: float | None = 1.0
     label_smoothing: float = 0.0
     mixed_precision: bool = False
+    warmup_steps: int | None = None
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
 
     def __post_init__(self):
         if not self.learning_rate > 0:
@@ -77,6 +84,13 @@ class Recipe:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}.")
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ValueError(f"clipnorm must be > 0 or None, got {self.clipnorm}.")
+        if self.warmup_steps is not None and not (
+                isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
+            raise ValueError(f"warmup_steps must be an int >= 0 or None, got "
+                             f"{self.warmup_steps!r}.")
+        if not (0.0 < self.beta_2 < 1.0 and self.epsilon > 0):
+            raise ValueError(f"beta_2 must be in (0, 1) and epsilon > 0, got {self.beta_2} and "
+                             f"{self.epsilon}.")
 
 
 # From scratch, per task. Small models on small data: a high peak, short warmup.
@@ -88,6 +102,28 @@ RECIPES = {
     "causal_lm": Recipe(learning_rate=1e-3),
     "seq2seq_lm": Recipe(learning_rate=1e-3),
 }
+
+
+def transformer_paper(hidden_dim=512, warmup_steps=4000):
+    """The recipe of "Attention Is All You Need" (Vaswani et al. 2017, section 5.3-5.4): Adam
+    with beta_2 0.98 and epsilon 1e-9 (no weight decay, no clipping), the learning rate
+    `hidden_dim ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)` (its peak, at
+    `warmup_steps`, is `learning_rate`), label smoothing 0.1. Decode with
+    `PAPER_GENERATION`: beam search, 4 beams, length penalty 0.6.
+
+    >>> round(transformer_paper().learning_rate, 7)
+    0.0006988
+    """
+    return Recipe(learning_rate=hidden_dim**-0.5 * warmup_steps**-0.5, weight_decay=0.0,
+                  warmup_steps=warmup_steps, decay="inverse_sqrt", clipnorm=None,
+                  label_smoothing=0.1, beta_2=0.98, epsilon=1e-9)
+
+
+# The paper's decoding (section 6.1), as `generate` arguments: `model.generate(x, n,
+# **PAPER_GENERATION)`, `kt evaluate --num-beams 4`.
+PAPER_GENERATION = {"sampler": "beam", "num_beams": 4, "length_penalty": 0.6}
+# Named recipes beside the per-task defaults.
+NAMED = {"transformer_paper": transformer_paper()}
 # From pretrained weights: BERT's fine-tuning range.
 FINE_TUNING_LEARNING_RATE = 5e-5
 
@@ -110,7 +146,8 @@ def recipe_for(task, pretrained=False, **changes):
 @keras.saving.register_keras_serializable(package="keras_transformers")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from 0 to `peak` over `warmup_steps`, then `decay` to `peak * floor`
-    at `total_steps` (and stays there)."""
+    at `total_steps` (and stays there); `"inverse_sqrt"`: `peak * sqrt(warmup_steps / step)`
+    after the warmup, whatever `total_steps` and `floor`."""
 
     def __init__(self, peak, total_steps, warmup_steps=0, decay="cosine", floor=0.0):
         if decay not in DECAYS:
@@ -129,6 +166,9 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
             shape = 0.5 * (1.0 + ops.cos(math.pi * progress))
         elif self.decay == "linear":
             shape = 1.0 - progress
+        elif self.decay == "inverse_sqrt":
+            return ops.where(step < self.warmup_steps, self.peak * step / warmup,
+                             self.peak * ops.sqrt(warmup / ops.maximum(step, 1.0)))
         else:
             shape = ops.ones_like(progress)
         decayed = self.peak * (self.floor + (1.0 - self.floor) * shape)
@@ -172,16 +212,18 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
 def schedule(recipe, total_steps):
     """The recipe's learning rate per step: warmup, then decay over `total_steps`."""
-    return WarmupDecay(recipe.learning_rate, total_steps,
-                       warmup_steps=int(round(recipe.warmup_ratio * total_steps)),
+    warmup_steps = recipe.warmup_steps
+    if warmup_steps is None:
+        warmup_steps = int(round(recipe.warmup_ratio * total_steps))
+    return WarmupDecay(recipe.learning_rate, total_steps, warmup_steps=warmup_steps,
                        decay=recipe.decay, floor=recipe.min_learning_rate_ratio)
 
 
 def optimizer(model, recipe, total_steps):
     """AdamW with the recipe's schedule and clipping; weight decay skips rank < 2 variables."""
     adamw = keras.optimizers.AdamW(schedule(recipe, total_steps),
-                                   weight_decay=recipe.weight_decay,
-                                   global_clipnorm=recipe.clipnorm)
+                                   weight_decay=recipe.weight_decay, beta_2=recipe.beta_2,
+                                   epsilon=recipe.epsilon, global_clipnorm=recipe.clipnorm)
     adamw.exclude_from_weight_decay(
         var_list=[v for v in model.trainable_variables if len(v.shape) < 2]
     )

@@ -24,6 +24,23 @@ def test_schedule_round_trips_through_its_config():
     assert [float(again(s)) for s in range(0, 60, 7)] == [float(rate(s)) for s in range(0, 60, 7)]
 
 
+def test_the_transformer_papers_recipe_is_its_formula_and_its_adam():
+    """Vaswani et al. (2017), equation (3): d ** -0.5 * min(step ** -0.5, step * 4000 ** -1.5)."""
+    recipe = recipes.NAMED["transformer_paper"]
+    rate = recipes.schedule(recipe, total_steps=100)  # the schedule ignores the total
+    steps = [1, 400, 4000, 4001, 16000, 100000]
+    expected = [512**-0.5 * min(s**-0.5, s * 4000**-1.5) for s in steps]
+    np.testing.assert_allclose([float(rate(s)) for s in steps], expected, rtol=1e-5)
+    assert recipes.transformer_paper(hidden_dim=128).learning_rate == 128**-0.5 * 4000**-0.5
+    model = zoo.build("transformer", task="seq2seq_lm")
+    recipes.compile(model, recipe, total_steps=100)
+    adam = model.optimizer
+    assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.9, 0.98, 1e-9)
+    assert (adam.weight_decay, adam.global_clipnorm) == (0.0, None)
+    assert model.loss.label_smoothing == 0.1
+    assert recipes.PAPER_GENERATION == {"sampler": "beam", "num_beams": 4, "length_penalty": 0.6}
+
+
 def test_weight_decay_skips_biases_and_norms():
     model = zoo.build("bert", task="classifier", num_classes=2)
     optimizer = recipes.optimizer(model, recipes.Recipe(), total_steps=10)
@@ -68,6 +85,10 @@ def test_bad_recipes_are_refused():
         recipes.Recipe(decay="step")
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         recipes.Recipe(learning_rate=0.0)
+    with pytest.raises(ValueError, match="warmup_steps must be an int >= 0 or None, got 1.5"):
+        recipes.Recipe(warmup_steps=1.5)
+    with pytest.raises(ValueError, match=r"beta_2 must be in \(0, 1\)"):
+        recipes.Recipe(beta_2=1.0)
     with pytest.raises(ValueError, match="Unknown task 'ranker'"):
         recipes.recipe_for("ranker")
     with pytest.raises(ValueError, match=r"Unknown recipe fields \['lr'\]"):
