@@ -1,9 +1,10 @@
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from training import datasets, evaluate, metrics
+from training import cli, datasets, evaluate, metrics
 
 
 def test_bleu_of_a_model_that_translates_perfectly_is_100():
@@ -68,3 +69,29 @@ def test_a_model_that_copies_the_lead_scores_as_the_baseline_with_the_options_gi
 def test_lead_is_the_first_words_across_lines():
     assert evaluate.lead("GNU nano is\nan easy-to-use  text editor", 4) == "GNU nano is an"
     assert evaluate.lead("two words", 8) == "two words"
+
+
+@pytest.mark.slow  # trains a tiny T5 for 2 steps, then summarizes 6 documents: ~30 s
+def test_kt_evaluate_prints_rouge_beside_the_lead_baseline(tmp_path, capsys):
+    out = tmp_path / "t5-summaries"
+    assert cli.main(["train", "t5", "--dataset", "debian_descriptions", "--split", "train[:64]",
+                     "--validation-split", "none", "--vocabulary-size", "400",
+                     "--sequence-length", "16", "--epochs", "1", "--steps-per-epoch", "2",
+                     "--batch-size", "8", "--out", str(out)]) == 0
+    assert cli.main(["evaluate", str(out), "--max-examples", "6", "--lead-words", "5",
+                     "--batch-size", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "on debian_descriptions test:" in printed and "lead_5_rougeL" in printed
+    scores = json.loads((out / "results.json").read_text())["debian_descriptions:test"]
+    documents, summaries = evaluate.source_target_pairs("debian_descriptions", "test", 6)
+    lead = metrics.rouge([" ".join(d.split()[:5]) for d in documents], summaries)
+    assert {k: scores[f"lead_5_{k}"] for k in lead} == pytest.approx(lead)
+    assert all(0.0 <= scores[k] <= 100.0 for k in lead) and "bleu" not in scores
+
+
+@pytest.mark.parametrize("flag, value", [("--num-beams", "0"), ("--lead-words", "-1"),
+                                         ("--max-examples", "0")])
+def test_kt_evaluate_refuses_bad_generation_settings(flag, value, tmp_path, capsys):
+    assert cli.main(["evaluate", str(tmp_path), flag, value]) == 2
+    assert capsys.readouterr().err.strip() == \
+        f"kt evaluate: error: {flag} must be an int >= 1, got {int(value)}."
