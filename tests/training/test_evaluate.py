@@ -89,9 +89,23 @@ def test_kt_evaluate_prints_rouge_beside_the_lead_baseline(tmp_path, capsys):
     assert all(0.0 <= scores[k] <= 100.0 for k in lead) and "bleu" not in scores
 
 
-@pytest.mark.parametrize("flag, value", [("--num-beams", "0"), ("--lead-words", "-1"),
-                                         ("--max-examples", "0")])
-def test_kt_evaluate_refuses_bad_generation_settings(flag, value, tmp_path, capsys):
+@pytest.mark.parametrize("flag, value, rule", [
+    ("--num-beams", "0", "an int >= 1, got 0"), ("--lead-words", "-1", "an int >= 1, got -1"),
+    ("--max-examples", "0", "an int >= 1, got 0"),
+    ("--no-repeat-ngram-size", "-2", "an int >= 0, got -2"),
+    ("--length-penalty", "0", "> 0, got 0.0"),
+])
+def test_kt_evaluate_refuses_bad_generation_settings(flag, value, rule, tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path), flag, value]) == 2
-    assert capsys.readouterr().err.strip() == \
-        f"kt evaluate: error: {flag} must be an int >= 1, got {int(value)}."
+    assert capsys.readouterr().err.strip() == f"kt evaluate: error: {flag} must be {rule}."
+
+
+def test_kt_evaluate_flags_become_generate_options():
+    from training.commands import evaluate as command
+
+    parser = cli.parser()
+    flags = parser.parse_args(["evaluate", "run", "--num-beams", "4", "--length-penalty", "0.6",
+                               "--no-repeat-ngram-size", "3"])
+    assert command.generation_options(flags) == {
+        "sampler": "beam", "num_beams": 4, "length_penalty": 0.6, "no_repeat_ngram_size": 3}
+    assert command.generation_options(parser.parse_args(["evaluate", "run"])) is None

@@ -11,6 +11,12 @@ def add_arguments(parser):
     parser.add_argument("--num-beams", type=int, default=1,
                         help="translation, summarization: beam search with this many beams "
                              "(default 1: greedy)")
+    parser.add_argument("--length-penalty", type=float,
+                        help="beam search: divides a beam's log-probability by its length to "
+                             "this power (default 1.0)")
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=0,
+                        help="translation, summarization: never repeat an n-gram of this size "
+                             "(default 0: off)")
     parser.add_argument("--max-examples", type=int,
                         help="translation, summarization: score the first N examples "
                              "(default: 200 translations, every summary)")
@@ -26,6 +32,8 @@ def run(args):
     checks.at_least("--num-beams", args.num_beams)
     checks.at_least("--lead-words", args.lead_words)
     checks.at_least("--max-examples", args.max_examples)
+    checks.at_least("--no-repeat-ngram-size", args.no_repeat_ngram_size, low=0)
+    checks.positive("--length-penalty", args.length_penalty)
     config = runs.read_config(args.run)
     dataset = args.dataset or config["dataset"]
     if pipelines.roles_of(dataset) is None:
@@ -35,8 +43,7 @@ def run(args):
         datasets.check_split(dataset, args.split)
     model = runs.load_model(args.run)
     args.split = args.split or datasets.evaluation_split(dataset)
-    generation = {"sampler": "beam", "num_beams": args.num_beams} if args.num_beams > 1 \
-        else None
+    generation = generation_options(args)
     limits = {} if args.max_examples is None else {"max_translations": args.max_examples,
                                                    "max_summaries": args.max_examples}
     scores = evaluate.evaluate(model, dataset, args.split, args.batch_size,
@@ -51,3 +58,15 @@ def run(args):
     for key, value in scores.items():
         print(f"  {key.ljust(width)}  {value:.4f}")
     return 0
+
+
+def generation_options(args):
+    """The `model.generate` options the flags ask for (greedy decoding when none)."""
+    options = {}
+    if args.num_beams > 1:
+        options.update(sampler="beam", num_beams=args.num_beams)
+    if args.length_penalty is not None:
+        options["length_penalty"] = args.length_penalty
+    if args.no_repeat_ngram_size:
+        options["no_repeat_ngram_size"] = args.no_repeat_ngram_size
+    return options or None
