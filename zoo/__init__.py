@@ -1,10 +1,10 @@
-"""The model zoo: BERT, GPT (GPT-2 and Llama style), T5 and ViT from `keras_transformers`.
+"""The model zoo: BART, BERT, GPT (GPT-2 and Llama style), T5 and ViT from `keras_transformers`.
 
 Example:
 
 >>> import zoo
 >>> zoo.names()
-['bert', 'gpt', 't5', 'vit']
+['bart', 'bert', 'gpt', 't5', 'transformer', 'vit']
 >>> model = zoo.build("bert", size="tiny", task="classifier", num_classes=3)
 >>> zoo.count_params("bert", "base")                    # no weights allocated
 109482240

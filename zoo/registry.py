@@ -14,6 +14,7 @@ import keras
 from zoo.config import field_names, preset
 
 FAMILIES = {
+    "bart": "zoo.bart",
     "bert": "zoo.bert",
     "gpt": "zoo.gpt",
     "t5": "zoo.t5",

@@ -144,7 +144,7 @@ def test_another_run_in_the_folder_is_refused_unless_overwrite(trained, tmp_path
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["resnet", "--dataset", "digits"], "Unknown model 'resnet'. Models: ['bert', 'gpt', 't5'"),
+    (["resnet", "--dataset", "digits"], "Unknown model 'resnet'. Models: ['bart', 'bert', 'gpt'"),
     (["vit", "--dataset", "digits", "--task", "causal_lm"],
      "Unknown task 'causal_lm' for 'vit'. Tasks: ['classifier']"),
     (["vit", "--dataset", "cifar100"], "Unknown dataset 'cifar100'. Datasets: ["),

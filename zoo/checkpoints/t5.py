@@ -20,14 +20,13 @@ both transformers versions read alike.
 """
 
 
-import numpy as np
 
 from zoo.checkpoints.tensors import (
     CheckpointError,
     Tensor,
+    alias,
     architecture,
     checkpoint_task,
-    keras_value,
     linear,
     same,
 )
@@ -46,6 +45,7 @@ ACTIVATIONS = {"relu": "relu", "gated-gelu": "geglu_tanh"}
 FEED_FORWARD_PROJ = {activation: proj for proj, activation in ACTIVATIONS.items()}
 # Copies of `shared.weight` that some checkpoints hold as well.
 ALIASES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
+KEPT = "the zoo's T5 has one token table (and a v1.0 head tied to it)"
 
 
 def from_hf_config(hf):
@@ -122,7 +122,8 @@ def to_hf_config(model):
 def backbone_tensors(backbone, prefix=""):
     table = backbone.token_embedding.token_embedding.embeddings
     specs = [same(f"{prefix}shared.weight", table)]
-    specs += [alias(f"{prefix}{name}", table, f"{prefix}shared.weight") for name in ALIASES]
+    specs += [alias(f"{prefix}{name}", table, f"{prefix}shared.weight", KEPT)
+              for name in ALIASES]
     specs += stack_tensors(f"{prefix}encoder", backbone.encoder_layers,
                            backbone.encoder_relative_position_bias, backbone.encoder_final_norm)
     specs += stack_tensors(f"{prefix}decoder", backbone.decoder_layers,
@@ -179,7 +180,7 @@ def head_tensors(model):
     checkpoint_task(model, TASK_ARCHITECTURES, "T5")
     table = model.backbone.token_embedding.token_embedding.embeddings
     if model.lm_head is None:  # v1.0: the head is the token table
-        return [alias("lm_head.weight", table, "shared.weight")]
+        return [alias("lm_head.weight", table, "shared.weight", KEPT)]
     kernel = model.lm_head.kernel
     # v1.1: `lm_head.weight`, or the token table when the checkpoint has no head of its own.
     # Listed after the backbone's `shared.weight`, whose value it writes back unchanged.
@@ -188,26 +189,3 @@ def head_tensors(model):
              linear("lm_head.weight", kernel)]
     specs[-1].optional = True  # read after the table, so it replaces it where present
     return specs
-
-
-def alias(name, variable, original):
-    """An optional copy of `original` (already read into `variable`); it must equal it.
-
-    `save_pretrained` does not write it.
-    """
-    # Row 0 before loading: still equal after it means `original` was missing (and is
-    # reported as such); then the copy fills the variable instead of being compared.
-    before = np.array(keras_value(variable[0]))
-
-    def to_keras(array):
-        current = np.asarray(keras_value(variable), dtype="float32")
-        if array.shape == current.shape and not np.array_equal(current[0], before) \
-                and not np.array_equal(array, current):
-            raise CheckpointError(
-                f"{name} differs from {original}, of which it should be a copy: the zoo's T5 "
-                "has one token table (and a v1.0 head tied to it). Check the checkpoint."
-            )
-        return [array]
-
-    return Tensor(name, [variable], to_keras, lambda arrays: arrays[0], optional=True,
-                  alias=True)

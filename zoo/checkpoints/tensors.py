@@ -171,3 +171,26 @@ def checkpoint_task(model, supported, family):
             "`.keras`."
         )
     return task
+
+
+def alias(name, variable, original, kept):
+    """An optional copy of `original` (already read into `variable`); it must equal it, else
+    a `CheckpointError` that says why with `kept` (what the zoo keeps once: "the zoo's T5
+    has one token table"). `save_pretrained` does not write it.
+    """
+    # Row 0 before loading: still equal after it means `original` was missing (and is
+    # reported as such); then the copy fills the variable instead of being compared.
+    before = np.array(keras_value(variable[0]))
+
+    def to_keras(array):
+        current = np.asarray(keras_value(variable), dtype="float32")
+        if array.shape == current.shape and not np.array_equal(current[0], before) \
+                and not np.array_equal(array, current):
+            raise CheckpointError(
+                f"{name} differs from {original}, of which it should be a copy: {kept}. "
+                "Check the checkpoint."
+            )
+        return [array]
+
+    return Tensor(name, [variable], to_keras, lambda arrays: arrays[0], optional=True,
+                  alias=True)

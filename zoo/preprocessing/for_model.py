@@ -32,8 +32,8 @@ def default_image_preprocessor(model, **kwargs):
 
 
 def _text_classifier(tokenizer, sequence_length, model, **kwargs):
-    style = "bert" if "segment_ids" in model.input else "gpt"
-    return TextClassifierPreprocessor(tokenizer, sequence_length, style=style, **kwargs)
+    kwargs.setdefault("style", "bert" if "segment_ids" in model.input else "gpt")
+    return TextClassifierPreprocessor(tokenizer, sequence_length, **kwargs)
 
 
 def preprocessor_for(model, tokenizer=None, sequence_length=None, **kwargs):
@@ -45,7 +45,9 @@ def preprocessor_for(model, tokenizer=None, sequence_length=None, **kwargs):
             (build the model with `vocabulary_size=tokenizer.vocabulary_size()`).
         sequence_length: for text tasks; `min(128, max_sequence_length)` when None (384 for
             question answering).
-        **kwargs: passed to the preprocessor (`mask_rate`, `augment`, `mean`, `std`, ...).
+        **kwargs: passed to the preprocessor (`mask_rate`, `augment`, `mean`, `std`, ...),
+            over what the backbone's `preprocessor_arguments(task)` asks for, if it has
+            that method (BART: `<s> ... </s>` and its decoder start).
 
     Raises ValueError for a backbone, an unknown task, a missing tokenizer, a vocabulary or
     length the model cannot take.
@@ -80,6 +82,10 @@ def preprocessor_for(model, tokenizer=None, sequence_length=None, **kwargs):
             f"sequence_length {sequence_length} exceeds the model's max_sequence_length "
             f"{limit}. Use at most {limit}."
         )
+    # A family's own packing (BART's `<s> ... </s>`, its decoder start), where it has one.
+    family_arguments = getattr(model.backbone, "preprocessor_arguments", None)
+    if family_arguments is not None:
+        kwargs = {**family_arguments(task), **kwargs}
     if task == "classifier":
         return _text_classifier(tokenizer, sequence_length, model, **kwargs)
     return TEXT_PREPROCESSORS[task](tokenizer, sequence_length, **kwargs)

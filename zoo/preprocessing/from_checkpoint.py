@@ -16,8 +16,10 @@ def tokenizer_from_folder(path):
 
     `vocab.txt` -> WordPiece (lowercased unless `tokenizer_config.json` says
     `do_lower_case: false`), `spiece.model` -> SentencePiece, `vocab.json` + `merges.txt` ->
-    GPT-2 byte-level BPE, its start and end tokens `tokenizer_config.json`'s `bos_token` and
-    `eos_token`, its special tokens the `added_tokens_decoder` of the vocabulary. The chat
+    GPT-2 byte-level BPE, its start, end and padding tokens `tokenizer_config.json`'s
+    `bos_token`, `eos_token` and `pad_token`, its special tokens the `added_tokens_decoder` of
+    the vocabulary, else the named ones (BART's `<s>`, `<pad>`, `</s>`, `<mask>`), which text
+    may write whole. The chat
     template is `chat_template.jinja`, else `tokenizer_config.json`'s `chat_template` (a
     string, or a list of named templates: the one named "default").
     """
@@ -35,12 +37,20 @@ def tokenizer_from_folder(path):
         vocabulary = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
         added = [token.get("content") for token in
                  settings.get("added_tokens_decoder", {}).values()]
-        ids = {f"{name}_id": vocabulary.get(_token_text(settings.get(f"{key}_token")))
-               for name, key in (("start", "bos"), ("end", "eos"))}
+        named = {key: _token_text(settings.get(f"{key}_token")) for key in NAMED_TOKENS}
+        if not added:  # a tokenizer_config.json without them: its named tokens (BART's)
+            added = [token for key, token in named.items() if key != "unk"]
+        ids = {f"{name}_id": vocabulary.get(named[key])
+               for name, key in (("start", "bos"), ("end", "eos"), ("pad", "pad"))}
+        unknown = named["unk"] if named["unk"] in vocabulary else None
         return BytePairTokenizer(vocabulary, str(folder / "merges.txt"),
                                  special_tokens=[t for t in added if t in vocabulary],
-                                 chat_template=chat_template, **ids)
+                                 unknown_token=unknown, chat_template=chat_template, **ids)
     return None
+
+
+# The special tokens a `tokenizer_config.json` names (`"bos_token": "<s>"`, ...).
+NAMED_TOKENS = ("bos", "eos", "pad", "unk", "mask", "cls", "sep")
 
 
 def _token_text(token):

@@ -153,7 +153,8 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
 
     The encoder gets `source [end]`; the target is `target [end]` (each cut to its length, the
     end kept); the decoder gets `[decoder_start] target[:-1]`, `y` is the target and
-    `sample_weight` 1 where it is real.
+    `sample_weight` 1 where it is real. With `add_start_token` both are `[start] ... [end]`
+    (BART's: the decoder then reads `</s> <s> target`).
 
     Args:
         tokenizer: a tokenizer with an end id.
@@ -161,6 +162,7 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
         decoder_sequence_length: the decoder's; `sequence_length` when None.
         decoder_start_id: the first decoder token; the tokenizer's pad id when it has one
             (T5's convention), else its start id.
+        add_start_token: put the tokenizer's start token before source and target.
 
     Call arguments:
         x: `{"encoder_text": ..., "decoder_text": ...}` or a tuple `(source, target)`; without
@@ -171,10 +173,12 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
     """
 
     def __init__(self, tokenizer, sequence_length=128, decoder_sequence_length=None,
-                 decoder_start_id=None, **kwargs):
+                 decoder_start_id=None, add_start_token=False, **kwargs):
         super().__init__(tokenizer, sequence_length, **kwargs)
         self.decoder_sequence_length = decoder_sequence_length or sequence_length
         self.end_id = self._need("end_id", "an end token")
+        self.add_start_token = bool(add_start_token)
+        self.start_id = self._need("start_id", "a start token") if add_start_token else None
         if decoder_start_id is None:
             decoder_start_id = tokenizer.pad_id if tokenizer.pad_id is not None else \
                 self._need("start_id", "a pad or start token to start decoding with")
@@ -189,8 +193,8 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
             source, target = x, None
         source, scalar = as_strings(source)
         encoder_ids, _, encoder_mask = pack(
-            [self._tokenize(source)], self.sequence_length, None, self.end_id, self.pad_id
-        )
+            [self._tokenize(source)], self.sequence_length, self.start_id, self.end_id,
+            self.pad_id)
         inputs = {"encoder_token_ids": encoder_ids, "encoder_padding_mask": encoder_mask}
         length = self.decoder_sequence_length
         rows = tf.shape(encoder_ids)[0]
@@ -202,8 +206,10 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
             return unbatch(inputs, scalar)
         target, _ = as_strings(target)
         target_ids = self._tokenize(target)
-        target_dense, _, _ = pack([target_ids], length, None, self.end_id, self.pad_id)
-        lengths = tf.minimum(tf.cast(target_ids.row_lengths(), tf.int32) + 1, length)
+        target_dense, _, _ = pack([target_ids], length, self.start_id, self.end_id,
+                                  self.pad_id)
+        special = 1 + self.add_start_token
+        lengths = tf.minimum(tf.cast(target_ids.row_lengths(), tf.int32) + special, length)
         weights = tf.sequence_mask(lengths, length, dtype=tf.int32)
         inputs["decoder_token_ids"] = tf.concat(
             [tf.fill([rows, 1], tf.constant(self.decoder_start_id, tf.int32)),
@@ -220,5 +226,6 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
 
     def get_config(self):
         return {**super().get_config(), "decoder_sequence_length": self.decoder_sequence_length,
-                "decoder_start_id": self.decoder_start_id}
+                "decoder_start_id": self.decoder_start_id,
+                "add_start_token": self.add_start_token}
 

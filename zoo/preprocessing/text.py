@@ -15,7 +15,7 @@ from zoo.preprocessing.packing import (
 from zoo.preprocessing.preprocessor import TextPreprocessor
 from zoo.preprocessing.tokenizer import PACKAGE
 
-STYLES = ("bert", "gpt")
+STYLES = ("bert", "gpt", "bart")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -28,6 +28,8 @@ class TextClassifierPreprocessor(TextPreprocessor):
         style: `"bert"`: `[CLS] a [SEP] (b [SEP])` with `segment_ids` (the tokenizer's
             `start_id` and `end_id`); `"gpt"`: `a (end) (b end)`, no start token and no
             `segment_ids`, for a classifier that pools the last real token.
+            `"bart"`: `<s> a </s> (</s> b </s>)` (start and end ids), no `segment_ids`, as
+            Hugging Face's BartTokenizer.
         add_end_token: style "gpt": end each segment with the tokenizer's `end_id`.
 
     Call arguments:
@@ -54,7 +56,7 @@ class TextClassifierPreprocessor(TextPreprocessor):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
         self.style, self.add_end_token = style, add_end_token
-        if style == "bert":
+        if style in ("bert", "bart"):
             self.start_id = self._need("start_id", "a start token ([CLS])")
             self.end_id = self._need("end_id", "an end token ([SEP])")
         else:
@@ -66,6 +68,9 @@ class TextClassifierPreprocessor(TextPreprocessor):
         batches = [as_strings(text) for text in texts]
         scalar = batches[0][1]
         segments = [self._tokenize(strings) for strings, _ in batches]
+        if self.style == "bart" and len(segments) == 2:  # `</s></s>` between the two
+            segments[1] = tf.concat([fill(segments[1].nrows(out_type=tf.int32), self.end_id),
+                                     segments[1]], axis=1)
         token_ids, segment_ids, padding_mask = pack(
             segments, self.sequence_length, self.start_id, self.end_id, self.pad_id
         )

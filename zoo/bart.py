@@ -1,0 +1,390 @@
+"""BART (Lewis et al., 2020): a post-norm encoder-decoder with learned positions.
+
+The architecture of Hugging Face's `BartModel`: one token table shared by encoder and
+decoder (scaled by `sqrt(hidden_dim)` only with `scale_embedding`), a learned position table
+per stack whose rows start at an offset of 2 (`max_sequence_length + 2` rows, position `p`
+reads row `p + 2`), a LayerNorm on each stack's embeddings, post-norm blocks with biases and
+exact GELU, and no final norm. The language-model head is the token table plus
+`final_logits_bias` (a buffer in the reference: zeros in its checkpoints, not trained, so
+non-trainable here). The classifier reads the decoder's state at the last `</s>` of each row
+(`BartClassifier`).
+
+Presets reproduce the published sizes, counted as Hugging Face's
+`BartModel.num_parameters()` counts them (the shared table once, both position tables with
+their 2 extra rows, `final_logits_bias` not counted): `base` 139,420,416 and `large`
+406,291,456 backbone parameters; the `seq2seq_lm` task adds the 50,265 numbers of
+`final_logits_bias`.
+
+Example:
+
+>>> import numpy as np, zoo
+>>> model = zoo.build("bart", task="seq2seq_lm")
+>>> inputs = {"encoder_token_ids": np.array([[0, 5, 6, 7, 2]]),
+...           "encoder_padding_mask": np.ones((1, 5), "int32"),
+...           "decoder_token_ids": np.array([[2, 0, 7]]),
+...           "decoder_padding_mask": np.ones((1, 3), "int32")}
+>>> tuple(model.predict(inputs, verbose=0).shape)       # next-token logits per position
+(1, 3, 1024)
+"""
+
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from keras_transformers import (
+    DecoderBlock,
+    Dropout,
+    EncoderBlock,
+    PositionEmbedding,
+    TokenAndPositionEmbedding,
+)
+from keras_transformers.feedforward import ACTIVATIONS
+from keras_transformers.initializers import truncated_normal
+from zoo.backbone import Backbone
+from zoo.config import Family, check_heads_divide, check_positive
+from zoo.heads import BiasAdd
+from zoo.seq2seq import Seq2SeqLM
+from zoo.task import Task
+
+PACKAGE = "zoo"
+INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
+               "decoder_padding_mask")
+POSITION_OFFSET = 2  # BART's position table starts at row 2 (fairseq kept 2 rows for padding)
+
+
+@dataclass(frozen=True)
+class BartConfig:
+    """The hyperparameters of a BART. Field names are the zoo's keras-hub ones
+    (`hidden_dim` is Hugging Face's `d_model`, `intermediate_dim` its `encoder_ffn_dim` and
+    `decoder_ffn_dim`, `max_sequence_length` its `max_position_embeddings`).
+
+    Args:
+        vocabulary_size: int. Token ids, shared by encoder and decoder (50265 in BART).
+        num_layers: int. Encoder blocks.
+        num_decoder_layers: int or None. Decoder blocks; `num_layers` when None.
+        num_heads: int. Attention heads of every attention layer; divides `hidden_dim`.
+        hidden_dim: int. Width of the residual stream.
+        intermediate_dim: int. Feed-forward width.
+        max_sequence_length: int. Positions of each stack's learned table (which holds
+            `max_sequence_length + 2` rows: BART's offset of 2).
+        activation: str. Of the feed-forward network (`"gelu"`: exact GELU, BART's).
+        dropout: float. On the embeddings and each sublayer's output.
+        attention_dropout: float. On the attention probabilities.
+        activation_dropout: float. Inside the feed-forward network, after the activation.
+        layer_norm_epsilon: float. Of every LayerNorm (1e-5).
+        scale_embedding: bool. Multiply token embeddings by `sqrt(hidden_dim)` (False in BART).
+        pad_token_id, end_token_id, decoder_start_token_id: int. BART's `<pad>` (1), `</s>`
+            (2), and the token its decoder starts from (`</s>`); the classifier shifts the
+            source right behind `decoder_start_token_id` and pools at the last
+            `end_token_id`.
+
+    >>> BartConfig(num_heads=5)   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: BartConfig: hidden_dim=1024 is not divisible by num_heads=5. ...
+    """
+
+    vocabulary_size: int = 50265
+    num_layers: int = 12
+    num_decoder_layers: int | None = None
+    num_heads: int = 16
+    hidden_dim: int = 1024
+    intermediate_dim: int = 4096
+    max_sequence_length: int = 1024
+    activation: str = "gelu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    layer_norm_epsilon: float = 1e-5
+    scale_embedding: bool = False
+    pad_token_id: int = 1
+    end_token_id: int = 2
+    decoder_start_token_id: int = 2
+
+    def __post_init__(self):
+        check_positive(self, "vocabulary_size", "num_layers", "num_heads", "hidden_dim",
+                       "intermediate_dim", "max_sequence_length")
+        if self.num_decoder_layers is not None:
+            check_positive(self, "num_decoder_layers")
+        check_heads_divide(self)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"BartConfig.activation={self.activation!r} is unknown. Use "
+                             f"'gelu' (BART's) or one of {sorted(ACTIVATIONS)}.")
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"BartConfig.{name} must be in [0, 1), got "
+                                 f"{getattr(self, name)!r}.")
+        if not self.layer_norm_epsilon > 0:
+            raise ValueError(f"BartConfig.layer_norm_epsilon must be positive, got "
+                             f"{self.layer_norm_epsilon!r}.")
+        if not isinstance(self.scale_embedding, bool):
+            raise ValueError(f"BartConfig.scale_embedding must be True or False, got "
+                             f"{self.scale_embedding!r}.")
+        for name in ("pad_token_id", "end_token_id", "decoder_start_token_id"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value < self.vocabulary_size:
+                raise ValueError(f"BartConfig.{name}={value!r} is not an id of the vocabulary "
+                                 f"[0, {self.vocabulary_size}); BART uses <pad>=1, </s>=2.")
+
+    @property
+    def decoder_depth(self):
+        """Decoder blocks: `num_decoder_layers`, or `num_layers` when it is None."""
+        return self.num_layers if self.num_decoder_layers is None else self.num_decoder_layers
+
+
+PRESETS = {
+    # Heads of 8 and a deeper decoder, as the reference fixtures' odd sizes.
+    "tiny": BartConfig(vocabulary_size=1024, num_layers=2, num_decoder_layers=3, num_heads=3,
+                       hidden_dim=24, intermediate_dim=40, max_sequence_length=128),
+    "base": BartConfig(num_layers=6, num_heads=12, hidden_dim=768, intermediate_dim=3072),
+    "large": BartConfig(),
+}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BartBackbone(Backbone):
+    """BART's encoder and decoder stacks, without the language-model head.
+
+    Args:
+        config: a `BartConfig`.
+        dtype: a dtype policy, e.g. `"mixed_bfloat16"`.
+
+    Inputs `encoder_token_ids`, `encoder_padding_mask`, `decoder_token_ids`,
+    `decoder_padding_mask` (int32 `[batch, length]`, at most `max_sequence_length`; masks 1
+    for real tokens); outputs `encoder_sequence_output` `[batch, encoder_length, hidden_dim]`
+    and `decoder_sequence_output` `[batch, decoder_length, hidden_dim]`.
+
+    Layers by name: `token_embedding` (a `TokenAndPositionEmbedding` without positions, shared
+    by both stacks), `encoder_position_embedding`, `encoder_embeddings_norm`,
+    `encoder_layer_{i}`, `decoder_position_embedding`, `decoder_embeddings_norm`,
+    `decoder_layer_{i}`. `encode` and `decode` run the two stacks on their own.
+    """
+
+    family_name = "bart"
+    config_class = BartConfig
+
+    def __init__(self, config, dtype=None, **kwargs):
+        c = config
+        self.token_embedding = TokenAndPositionEmbedding(
+            c.vocabulary_size, c.max_sequence_length, c.hidden_dim, position=None,
+            scale_by_sqrt_dim=c.scale_embedding, embeddings_initializer=truncated_normal(),
+            dtype=dtype, name="token_embedding",
+        )
+        blocks = dict(
+            num_heads=c.num_heads, intermediate_dim=c.intermediate_dim,
+            activation=c.activation, norm_first=False, epsilon=c.layer_norm_epsilon,
+            dropout=c.dropout, attention_dropout=c.attention_dropout,
+            feedforward_dropout=c.activation_dropout, kernel_initializer=truncated_normal(),
+            dtype=dtype,
+        )
+        for stack in ("encoder", "decoder"):
+            setattr(self, f"{stack}_position_embedding", PositionEmbedding(
+                c.max_sequence_length + POSITION_OFFSET, initializer=truncated_normal(),
+                dtype=dtype, name=f"{stack}_position_embedding"))
+            setattr(self, f"{stack}_embeddings_norm", keras.layers.LayerNormalization(
+                epsilon=c.layer_norm_epsilon, dtype=dtype, name=f"{stack}_embeddings_norm"))
+        self.encoder_layers = [EncoderBlock(**blocks, name=f"encoder_layer_{i}")
+                               for i in range(c.num_layers)]
+        self.decoder_layers = [DecoderBlock(**blocks, use_cross_attention=True,
+                                            name=f"decoder_layer_{i}")
+                               for i in range(c.decoder_depth)]
+        self.dropout_layer = Dropout(c.dropout, dtype=dtype, name="dropout")
+
+        inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in INPUT_NAMES}
+        encoded = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
+        decoded = self.decode(
+            inputs["decoder_token_ids"], encoded,
+            encoder_padding_mask=inputs["encoder_padding_mask"],
+            padding_mask=inputs["decoder_padding_mask"],
+        )
+        super().__init__(
+            inputs=inputs,
+            outputs={"encoder_sequence_output": encoded, "decoder_sequence_output": decoded},
+            config=config, dtype=dtype, **kwargs,
+        )
+
+    def embed(self, stack, token_ids, start_index=0, training=None):
+        """Tokens plus the stack's positions (from row `start_index + 2`), normalized."""
+        x = self.token_embedding(token_ids)
+        positions = getattr(self, f"{stack}_position_embedding")
+        x = x + positions(x, start_index=start_index + POSITION_OFFSET)
+        x = getattr(self, f"{stack}_embeddings_norm")(x)
+        return self.dropout_layer(x, training=training)
+
+    def encode(self, token_ids, padding_mask, training=None):
+        """The encoder stack: `[batch, length]` ids -> `[batch, length, hidden_dim]`."""
+        x = self.embed("encoder", token_ids, training=training)
+        for layer in self.encoder_layers:
+            x = layer(x, padding_mask=padding_mask, training=training)
+        return x
+
+    def decode(self, token_ids, encoder_outputs=None, encoder_padding_mask=None,
+               padding_mask=None, cache=None, cache_index=None, cross_attention_cache=None,
+               training=None):
+        """The decoder stack, on the whole sequence or, with `cache`, on its newest tokens.
+
+        Without `cache`: returns `[batch, length, hidden_dim]`. With `cache` (see
+        `Seq2SeqLM.make_cache`), `cache_index` and `cross_attention_cache` (see
+        `Seq2SeqLM.encode`): returns the hidden states of the new tokens and the updated cache;
+        `padding_mask`, if given, covers every cache position `[batch, max_length]`.
+        """
+        start = 0 if cache is None else cache_index
+        x = self.embed("decoder", token_ids, start_index=start, training=training)
+        if cache is None:
+            for layer in self.decoder_layers:
+                x = layer(x, encoder_outputs, padding_mask=padding_mask,
+                          encoder_padding_mask=encoder_padding_mask, training=training)
+            return x
+        layer_caches = []
+        for i, layer in enumerate(self.decoder_layers):
+            x, layer_cache = layer(
+                x, padding_mask=padding_mask, encoder_padding_mask=encoder_padding_mask,
+                cache=cache[:, i], cache_index=cache_index,
+                cross_attention_cache=cross_attention_cache[:, i], training=training,
+            )
+            layer_caches.append(layer_cache)
+        return x, ops.stack(layer_caches, axis=1)
+
+    # --- what `zoo.seq2seq.Seq2SeqLM` asks of an encoder-decoder backbone ---
+
+    @property
+    def decoder_context(self):
+        """The decoder's learned positions: `max_sequence_length`."""
+        return self.config.max_sequence_length
+
+    @property
+    def decoder_cache_dims(self):
+        """`(decoder layers, heads, head_dim)` of the self and cross attention caches."""
+        c = self.config
+        return c.decoder_depth, c.num_heads, c.hidden_dim // c.num_heads
+
+    def make_lm_head(self):
+        """`final_logits_bias`: added to the tied head's logits; non-trainable, as the
+        reference's buffer."""
+        return BiasAdd(trainable=False, dtype=self.build_dtype, name="final_logits_bias")
+
+    def lm_logits(self, hidden, lm_head):
+        """Vocabulary logits of decoder outputs: the token table, plus `final_logits_bias`."""
+        return lm_head(self.token_embedding(hidden, reverse=True))
+
+    def preprocessor_arguments(self, task_name):
+        """What BART's preprocessors need beyond a tokenizer: `<s> text </s>` for every task,
+        pairs as `<s> a </s></s> b </s>`, and the decoder started from `</s>`."""
+        if task_name == "seq2seq_lm":
+            return {"add_start_token": True,
+                    "decoder_start_id": self.config.decoder_start_token_id}
+        return {"style": "bart"} if task_name == "classifier" else {}
+
+
+def shift_right(token_ids, start_id):
+    """`[start, ids[:-1]]` per row: the decoder's input when it reads its own source."""
+    start = ops.full_like(token_ids[:, :1], start_id)
+    return ops.concatenate([start, token_ids[:, :-1]], axis=1)
+
+
+def last_token_of(token_ids, token_id, padding_mask):
+    """Position of the last `token_id` in each row; the last real token in a row without one.
+
+    >>> import numpy as np
+    >>> last_token_of(np.array([[0, 5, 2, 2, 1], [0, 7, 1, 1, 1]]), 2,
+    ...               np.array([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])).tolist()
+    [3, 1]
+    """
+    positions = ops.cumsum(ops.ones_like(token_ids, dtype="int32"), axis=1)  # 1, 2, ...
+    found = ops.max(ops.where(ops.equal(token_ids, token_id), positions, 0), axis=1) - 1
+    last_real = ops.cast(ops.sum(ops.cast(padding_mask, "int32"), axis=1), "int32") - 1
+    return ops.where(found >= 0, found, ops.maximum(last_real, 0))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BartClassifier(Task):
+    """Sequence classification as Hugging Face's `BartForSequenceClassification`.
+
+    Both stacks read the text: the encoder `token_ids`, the decoder the same ids shifted right
+    behind `decoder_start_token_id` (with no decoder padding mask, as the reference). The
+    decoder's state at the last `</s>` (`end_token_id`) of each row goes through
+    `BartClassificationHead`: dropout, `classification_dense` (hidden -> hidden) and tanh,
+    dropout, `logits`. A row without `</s>` (which the reference refuses) is read at its last
+    real token.
+
+    Args:
+        backbone: a `BartBackbone`.
+        num_classes: int. Number of labels.
+        dropout: float. Before each of the head's two dense layers (Hugging Face's
+            `classifier_dropout`, 0.0 by default).
+
+    Inputs `token_ids` and `padding_mask` (`<s> text </s>`, as the preprocessor packs them);
+    outputs logits `[batch, num_classes]`.
+
+    >>> import numpy as np, zoo
+    >>> model = zoo.build("bart", task="classifier", num_classes=3)
+    >>> tuple(model.predict({"token_ids": np.array([[0, 9, 8, 2, 1]]),
+    ...                      "padding_mask": np.array([[1, 1, 1, 1, 0]])}, verbose=0).shape)
+    (1, 3)
+    """
+
+    task_name = "classifier"
+
+    def __init__(self, backbone, num_classes, dropout=0.0, **kwargs):
+        c = backbone.config
+        dtype = backbone.build_dtype
+        token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input((None,), dtype="int32", name="padding_mask")
+        outputs = backbone({
+            "encoder_token_ids": token_ids, "encoder_padding_mask": padding_mask,
+            "decoder_token_ids": shift_right(token_ids, c.decoder_start_token_id),
+            "decoder_padding_mask": ops.ones_like(padding_mask),
+        })
+        hidden = outputs["decoder_sequence_output"]  # [batch, length, hidden_dim]
+        last = last_token_of(token_ids, c.end_token_id, padding_mask)
+        pooled = ops.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
+        logits = BartClassificationHead(c.hidden_dim, num_classes, dropout, dtype=dtype,
+                                        name="classification_head")(pooled)
+        super().__init__(inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+                         outputs=logits, backbone=backbone, **kwargs)
+        self.num_classes, self.dropout = num_classes, dropout
+
+    def task_config(self):
+        return {"num_classes": self.num_classes, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BartClassificationHead(keras.layers.Layer):
+    """`logits(dropout(tanh(dense(dropout(x)))))`: BART's sentence classification head.
+
+    Args:
+        inner_dim: int. Width of `dense` (the model's `hidden_dim`).
+        num_classes: int. Outputs of `out_proj`.
+        dropout: float. Before each dense layer.
+
+    Sublayers `dense` and `out_proj`, as in Hugging Face's `BartClassificationHead`.
+    """
+
+    def __init__(self, inner_dim, num_classes, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int (the number of labels), "
+                             f"got {num_classes!r}.")
+        self.inner_dim, self.num_classes, self.dropout = inner_dim, num_classes, dropout
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
+        self.dense = keras.layers.Dense(inner_dim, activation="tanh",
+                                        kernel_initializer=truncated_normal(),
+                                        dtype=self.dtype_policy, name="dense")
+        self.out_proj = keras.layers.Dense(num_classes, kernel_initializer=truncated_normal(),
+                                           dtype=self.dtype_policy, name="out_proj")
+
+    def build(self, inputs_shape):
+        self.dense.build(inputs_shape)
+        self.out_proj.build((*inputs_shape[:-1], self.inner_dim))
+
+    def call(self, inputs, training=None):
+        x = self.dense(self.dropout_layer(inputs, training=training))
+        return self.out_proj(self.dropout_layer(x, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "inner_dim": self.inner_dim,
+                "num_classes": self.num_classes, "dropout": self.dropout}
+
+
+TASKS = {"seq2seq_lm": Seq2SeqLM, "classifier": BartClassifier}
+FAMILY = Family("bart", BartConfig, PRESETS, BartBackbone, TASKS)
