@@ -210,6 +210,10 @@ def test_bad_input_is_refused_with_a_clear_error():
     with pytest.raises(ValueError, match="right padding"):
         model.generate({"token_ids": np.array([[0, 5, 6]]),
                         "padding_mask": np.array([[0, 1, 1]])}, 2)
+    for name, bad in [("min_length", -1), ("no_repeat_ngram_size", 1.5),
+                      ("min_new_tokens", True)]:
+        with pytest.raises(ValueError, match=rf"^{name} must be an int >= 0 \(0: off\), "):
+            model.generate(PROMPTS, 2, **{name: bad})
 
 
 @pytest.mark.slow
@@ -261,6 +265,14 @@ def test_kt_generate_prints_the_continuation(tmp_path, capsys):
     assert cli.main(["generate", str(tmp_path / "model.keras"), "--prompt", "the cat",
                      "--max-new-tokens", "5"]) == 0
     assert capsys.readouterr().out == expected + "\n"
+    bans = dict(min_length=6, no_repeat_ngram_size=1)
+    assert model.generate("the cat", 5, **bans) != expected
+    for sampler in ("greedy", "beam"):  # streamed, and printed whole
+        expected = model.generate("the cat", 5, sampler=sampler, **bans)
+        assert cli.main(["generate", str(tmp_path / "model.keras"), "--prompt", "the cat",
+                         "--max-new-tokens", "5", "--sampler", sampler, "--min-length", "6",
+                         "--no-repeat-ngram-size", "1"]) == 0
+        assert capsys.readouterr().out == expected + "\n"
     assert cli.main(["generate", str(tmp_path / "model.keras"), "--prompt", "the cat",
                      "--sampler", "nucleus"]) == 2
     assert "Unknown sampler 'nucleus'" in capsys.readouterr().err
@@ -280,3 +292,63 @@ def test_smollm2_continues_the_capital_of_france_with_paris():
     assert text.startswith(" Paris")
     ids = model.generate(reference["prompt"].tolist(), max_new_tokens=8)
     assert ids[0] == reference["generated"][0, reference["prompt"].shape[1]:].tolist()
+
+
+def reference_cases(name):
+    """The prompts of `generate.npz` (see tests/fixtures/make_reference.py) and its cases:
+    `(num_beams, length_penalty, min_length, no_repeat_ngram_size)` and HF's new tokens."""
+    stored = np.load(REFERENCE / name / "generate.npz")
+    if name.startswith("t5"):
+        prompts = {"encoder_token_ids": stored["encoder_token_ids"],
+                   "encoder_padding_mask": stored["encoder_padding_mask"]}
+    else:
+        prompts = [row[:n].tolist()
+                   for row, n in zip(stored["prompt_ids"], stored["prompt_lengths"], strict=True)]
+    cases = []
+    for i in range(len([k for k in stored if k.startswith("case")])):
+        beams, penalty, min_length, no_repeat = stored[f"case{i}"].tolist()
+        expected = [[t for t in row if t >= 0] for row in stored[f"tokens{i}"].tolist()]
+        cases.append(((int(beams), penalty, int(min_length), int(no_repeat)), expected))
+    return prompts, int(stored["eos"]), cases
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="checkpoints load under TF")
+@pytest.mark.parametrize("name", ["gpt2", "llama", "t5", "t5_v1_1"])
+@pytest.mark.slow
+def test_greedy_and_beam_search_equal_the_references_generate(name):
+    """Padded batches, 8 new tokens, an end token the model produces (rows end early),
+    against HF's `generate(num_beams, length_penalty, min_length, no_repeat_ngram_size)`."""
+    model = zoo.from_pretrained(REFERENCE / name)
+    prompts, eos, cases = reference_cases(name)
+    for (beams, penalty, min_length, no_repeat), expected in cases:
+        options = dict(sampler="greedy") if beams == 1 else dict(
+            sampler="beam", num_beams=beams, length_penalty=penalty)
+        generated = model.generate(prompts, 8, stop_token_ids=[eos], min_length=min_length,
+                                   no_repeat_ngram_size=no_repeat, **options)
+        if isinstance(generated, dict):
+            generated = [row[:int(m.sum())].tolist() for row, m in
+                         zip(generated["token_ids"], generated["padding_mask"], strict=True)]
+        assert generated == expected, (beams, penalty, min_length, no_repeat)
+
+
+def repeats(sequence, n):
+    """Whether an n-gram occurs twice in `sequence`."""
+    grams = [tuple(sequence[i:i + n]) for i in range(len(sequence) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
+@pytest.mark.slow_once
+def test_sampling_and_stream_keep_min_length_and_no_repeat_ngram_size():
+    model = build("gpt", "tiny")
+    free = model.generate(PROMPTS, 10, sampler="top_k", top_k=5, seed=1)
+    assert all(repeats(p + row, 1) for p, row in zip(PROMPTS, free, strict=True))
+    stop = max({t for row in free for t in row}, key=lambda t: sum(r.count(t) for r in free))
+    options = dict(sampler="top_k", top_k=5, seed=1, stop_token_ids=[stop], min_length=9,
+                   no_repeat_ngram_size=1)
+    banned = model.generate(PROMPTS, 10, **options)
+    for prompt, row in zip(PROMPTS, banned, strict=True):
+        assert not repeats(prompt + row, 1)  # no token twice
+        assert stop not in row[:9 - len(prompt)]  # none before the sequence has 9 tokens
+    assert [len(row) for row in banned] != [10, 10, 10]  # and the stop token still ends rows
+    alone = model.generate(PROMPTS[:1], 10, **options)[0]  # the noise of a batch of one
+    assert list(generation.stream(model, PROMPTS[0], 10, **options)) == alone

@@ -25,6 +25,11 @@ def add_arguments(parser):
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--num-beams", type=int, default=4)
     parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--min-length", type=int, default=0,
+                        help="no end token before the whole sequence (prompt included) has "
+                             "this many tokens (default: 0, off)")
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=0, metavar="N",
+                        help="never repeat an N-gram of the sequence (default: 0, off)")
     parser.add_argument("--seed", type=int, default=None, help="makes sampling reproducible")
 
 
@@ -58,7 +63,8 @@ def run(args):
         raise ValueError(f"{args.target} has no tokenizer to read the prompt with: give a run "
                          "or checkpoint that carries one.")
     options = dict(sampler=args.sampler, temperature=args.temperature, top_k=args.top_k,
-                   top_p=args.top_p, seed=args.seed)
+                   top_p=args.top_p, seed=args.seed, min_length=args.min_length,
+                   no_repeat_ngram_size=args.no_repeat_ngram_size)
     if args.sampler == "beam":  # whole sequences: printed at the end
         print(model.generate(inputs, args.max_new_tokens, num_beams=args.num_beams,
                              length_penalty=args.length_penalty, **options))

@@ -21,7 +21,11 @@ Samplers: `"greedy"` (argmax), `"temperature"` (softmax of logits / temperature)
 `"top_k"` (among the `top_k` most likely), `"top_p"` (among the smallest set whose
 probability reaches `top_p`), all sampled with Gumbel noise from a stateless seed (the same
 `seed` gives the same tokens); `"beam"`: beam search with `num_beams` beams, the finished
-ones ranked by `sum of log-probabilities / new_tokens ** length_penalty`.
+ones ranked by `sum of log-probabilities / new_tokens ** length_penalty`, token for token
+what Hugging Face's `generate(num_beams=..., length_penalty=...)` returns. For every sampler,
+`min_new_tokens` / `min_length` (new tokens / the whole sequence) ban the stop tokens in
+rows shorter than that, and `no_repeat_ngram_size` bans tokens that would repeat an n-gram,
+as Hugging Face's options of those names do.
 
 One module per part, their names re-exported here:
 
@@ -79,6 +83,7 @@ from zoo.generation.samplers import (
     IMPOSSIBLE,
     SAMPLERS,
     Sampler,
+    ban_repeats,
     ban_stops,
     choose,
     is_stop,
@@ -99,6 +104,7 @@ __all__ = [
     "Sampler",
     "Seq2SeqDecoding",
     "Settings",
+    "ban_repeats",
     "ban_stops",
     "beam_loop",
     "causal_request",

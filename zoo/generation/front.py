@@ -20,7 +20,15 @@ import warnings
 import numpy as np
 from keras import ops
 
-from zoo.generation.loop import Seq2SeqDecoding, Settings, compiled, decode, decoding_for, start
+from zoo.generation.loop import (
+    Seq2SeqDecoding,
+    Settings,
+    compiled,
+    decode,
+    decoding_for,
+    next_logits,
+    start,
+)
 from zoo.generation.samplers import SAMPLERS, choose, sampler_for
 from zoo.preprocessing import chat_template
 
@@ -151,10 +159,14 @@ def seq2seq_request(model, inputs):
     return Request([[]] * len(ids), extras, kind)
 
 
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
-                    min_new_tokens, vocabulary_size, context):
-    if (not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool)
-            or max_new_tokens <= 0):
+                    min_new_tokens, vocabulary_size, context, min_length=0,
+                    no_repeat_ngram_size=0):
+    if not _is_int(max_new_tokens) or max_new_tokens <= 0:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}.")
     if context is not None and max_new_tokens >= context:
         raise ValueError(
@@ -171,11 +183,12 @@ def check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beam
         raise ValueError(f"top_k must be in [1, {vocabulary_size}], got {top_k!r}.")
     if sampler == "top_p" and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}.")
-    if (not isinstance(num_beams, (int, np.integer)) or isinstance(num_beams, bool)
-            or not 1 <= num_beams <= vocabulary_size):
+    if not _is_int(num_beams) or not 1 <= num_beams <= vocabulary_size:
         raise ValueError(f"num_beams must be in [1, {vocabulary_size}], got {num_beams!r}.")
-    if min_new_tokens < 0:
-        raise ValueError(f"min_new_tokens must be >= 0, got {min_new_tokens!r}.")
+    for name, value in [("min_new_tokens", min_new_tokens), ("min_length", min_length),
+                        ("no_repeat_ngram_size", no_repeat_ngram_size)]:
+        if not _is_int(value) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0 (0: off), got {value!r}.")
 
 
 def fit_context(rows, max_new_tokens, context, stacklevel=3):
@@ -226,7 +239,8 @@ def pad_id_of(model):
 
 
 def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, num_beams=1,
-            min_new_tokens=0, stop_token_ids="auto", one_prompt=False):
+            min_new_tokens=0, stop_token_ids="auto", one_prompt=False, min_length=0,
+            no_repeat_ngram_size=0):
     """What `generate` and `stream` share before decoding: `(decoding, request,
     stop_token_ids)`.
 
@@ -239,7 +253,8 @@ def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, n
     """
     decoding = decoding_for(model)
     check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
-                    min_new_tokens, decoding.vocabulary_size, decoding.context)
+                    min_new_tokens, decoding.vocabulary_size, decoding.context, min_length,
+                    no_repeat_ngram_size)
     is_seq2seq = isinstance(decoding, Seq2SeqDecoding)
     if is_seq2seq and chat_template.as_conversations(inputs) is not None:
         raise ValueError("Chat messages need a causal language model (GPT or Llama style): "
@@ -268,7 +283,7 @@ def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, n
 
 def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top_k=50,
              top_p=0.9, num_beams=4, length_penalty=1.0, stop_token_ids="auto",
-             min_new_tokens=0, seed=None):
+             min_new_tokens=0, seed=None, min_length=0, no_repeat_ngram_size=0):
     """Continue prompts with a `CausalLM` or `Seq2SeqLM` (see `zoo.generation`).
 
     Args:
@@ -287,12 +302,20 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
         temperature: divides the logits before sampling (> 0).
         top_k: for `"top_k"`.
         top_p: for `"top_p"`, in (0, 1].
-        num_beams, length_penalty: for `"beam"`.
+        num_beams, length_penalty: for `"beam"`, which returns what Hugging Face's
+            `generate(num_beams=..., length_penalty=...)` does (see
+            `zoo.generation.loop.beam_loop`): finished hypotheses are ranked by their
+            log-probability / new_tokens ** length_penalty (> 0 favours longer ones).
         stop_token_ids: ids that end a row (kept in ids, dropped from text); `"auto"`: the
             tokenizer's end token when there is a preprocessor (and for chat messages the
             template's end of turn, `<|im_end|>`), else none; None: none.
         min_new_tokens: stop tokens are banned before this many new tokens.
         seed: an int; the same seed gives the same samples. Random when None.
+        min_length: stop tokens are banned while the whole sequence is shorter: the prompt
+            and the new tokens, or for a `Seq2SeqLM` the decoder's start token and the new
+            tokens (Hugging Face's `min_length`). 0: off.
+        no_repeat_ngram_size: n > 0 bans any token that would repeat an n-gram of the
+            sequence (the prompt, or the start token, included). 0: off.
 
     Returns:
         What came in: strings (one string for one prompt or conversation: the assistant's
@@ -301,7 +324,8 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
     """
     decoding, request, stop_token_ids = prepare(
         model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
-        min_new_tokens, stop_token_ids)
+        min_new_tokens, stop_token_ids, min_length=min_length,
+        no_repeat_ngram_size=no_repeat_ngram_size)
     rows = request.rows
     longest = max(len(r) for r in rows)
     width = -(-longest // PROMPT_BUCKET) * PROMPT_BUCKET
@@ -314,7 +338,8 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
     lengths = np.array([len(r) for r in rows], "int32")
 
     settings = Settings(sampler_for(sampler, top_k, num_beams), width + max_new_tokens,
-                        stop_token_ids, int(min_new_tokens), pad_id)
+                        stop_token_ids, int(min_new_tokens), pad_id, int(min_length),
+                        int(no_repeat_ngram_size))
     max_new_tokens = int(max_new_tokens)
 
     def run(prompt, lengths, extras, temperature, top_k, top_p, length_penalty, seed):
@@ -354,11 +379,13 @@ def detokenize(tokenizer, rows):
 
 
 def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top_k=50,
-           top_p=0.9, stop_token_ids="auto", seed=None):
+           top_p=0.9, stop_token_ids="auto", seed=None, min_new_tokens=0, min_length=0,
+           no_repeat_ngram_size=0):
     """Yield the new token ids of one prompt as they are chosen (for printing as they come).
 
-    The same prefill, step and samplers as `generate` (not beam search), each step a compiled
-    call from Python. `inputs` is one prompt: a string (with a preprocessor) or a list of ids.
+    The same prefill, step, samplers and bans as `generate` (not beam search), each step a
+    compiled call from Python. `inputs` is one prompt: a string (with a preprocessor) or a
+    list of ids.
 
     >>> import zoo
     >>> model = zoo.build("gpt", size="tiny", task="causal_lm")
@@ -369,34 +396,38 @@ def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top
         raise ValueError("stream() picks one token at a time: use generate() for beam search.")
     decoding, request, stop_token_ids = prepare(
         model, inputs, max_new_tokens, sampler, temperature, top_k, top_p,
-        stop_token_ids=stop_token_ids, one_prompt=True)
+        min_new_tokens=min_new_tokens, stop_token_ids=stop_token_ids, one_prompt=True,
+        min_length=min_length, no_repeat_ngram_size=no_repeat_ngram_size)
     (row,) = request.rows
     settings = Settings(sampler_for(sampler, top_k), len(row) + max_new_tokens, stop_token_ids,
-                        0, pad_id_of(model))
+                        int(min_new_tokens), pad_id_of(model), int(min_length),
+                        int(no_repeat_ngram_size))
     parameters = (np.float32(temperature), np.int32(top_k), np.float32(top_p))
+    lengths = np.array([len(row)], "int32")
 
-    def pick(logits, index, temperature, top_k, top_p, seed):
-        logits = ops.cast(logits, "float32")
+    def pick(logits, tokens, index, temperature, top_k, top_p, seed):
+        logits = next_logits(logits, index, lengths, settings, tokens)
         step_seed = ops.cast(seed, "int32") + ops.stack([0, index])
-        return choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
+        token = choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
+        return token, ops.slice_update(tokens, [0, index], ops.expand_dims(token, 1))
 
     def first(prompt, extras, temperature, top_k, top_p, seed):
-        lengths = ops.convert_to_tensor(np.array([len(row)], "int32"))
-        _, logits, state, index, _, _ = start(decoding, settings, prompt, lengths, 1, extras)
-        return pick(logits, index, temperature, top_k, top_p, seed), state
+        tokens, logits, state, index, _, _ = start(decoding, settings, prompt, lengths, 1,
+                                                   extras)
+        return (*pick(logits, tokens, index, temperature, top_k, top_p, seed), state)
 
-    def following(token, state, index, temperature, top_k, top_p, seed):
+    def following(token, tokens, state, index, temperature, top_k, top_p, seed):
         logits, state = decoding.step(token, state, index)
-        return pick(logits, index + 1, temperature, top_k, top_p, seed), state
+        return (*pick(logits, tokens, index + 1, temperature, top_k, top_p, seed), state)
 
     first = compiled(model, ("stream-first", settings), first)
     following = compiled(model, ("stream-next", settings), following)
     seed = np.array([np.random.randint(0, 2**31 - 1) if seed is None else seed, 0], "int32")
-    token, state = first(np.array([row], "int32"), request.extras, *parameters, seed)
+    token, tokens, state = first(np.array([row], "int32"), request.extras, *parameters, seed)
     for step in range(max_new_tokens):
         value = int(np.asarray(ops.convert_to_numpy(token))[0])
         yield value
         if value in stop_token_ids or step == max_new_tokens - 1:
             return
         index = np.int32(len(row) + step)
-        token, state = following(token, state, index, *parameters, seed)
+        token, tokens, state = following(token, tokens, state, index, *parameters, seed)

@@ -34,7 +34,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.generation.samplers import IMPOSSIBLE, Sampler, ban_stops, choose, is_stop
+from zoo.generation.samplers import (
+    IMPOSSIBLE,
+    Sampler,
+    ban_repeats,
+    ban_stops,
+    choose,
+    is_stop,
+)
 
 # The score of beams that do not exist yet: all start as copies of the first one.
 UNBORN_BEAM = -1e9
@@ -115,13 +122,21 @@ def decoding_for(model):
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """What a compiled loop is specialised on (static)."""
+    """What a compiled loop is specialised on (static).
+
+    `min_new_tokens` and `min_length` ban the stop tokens while a row is shorter than that:
+    new tokens, or the whole sequence (prompt + new tokens; a seq2seq decoder's start token +
+    new tokens), as Hugging Face counts it. `no_repeat_ngram_size` n > 0 bans every token that
+    would end an n-gram already in the sequence (prompt included).
+    """
 
     sampler: Sampler
     max_length: int  # of the cache and token buffer
     stop_token_ids: tuple = ()
     min_new_tokens: int = 0
     pad_id: int = 0
+    min_length: int = 0
+    no_repeat_ngram_size: int = 0
 
 
 def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperature, top_k,
@@ -169,11 +184,16 @@ def start(decoding, settings, prompt, lengths, max_new_tokens, extras):
     return tokens, logits, state, first, last, ops.max(last) + 1
 
 
-def next_logits(logits, index, lengths, settings):
+def next_logits(logits, index, lengths, settings, tokens=None):
+    """float32 `logits [rows, vocabulary]` (or log-probabilities) of the token at `index`, with
+    what `settings` bans at -inf: stop tokens in rows shorter than `min_new_tokens` /
+    `min_length`, and tokens that would repeat an n-gram of `tokens [rows, max_length]`."""
     logits = ops.cast(logits, "float32")
-    if settings.min_new_tokens and settings.stop_token_ids:
-        young = index - lengths < settings.min_new_tokens
+    if (settings.min_new_tokens or settings.min_length) and settings.stop_token_ids:
+        young = index < ops.maximum(lengths + settings.min_new_tokens, settings.min_length)
         logits = ban_stops(logits, young, settings.stop_token_ids)
+    if settings.no_repeat_ngram_size and settings.no_repeat_ngram_size <= settings.max_length:
+        logits = ban_repeats(logits, tokens, index, settings.no_repeat_ngram_size)
     return logits
 
 
@@ -187,7 +207,7 @@ def sample_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, tem
         return ops.logical_and(index < end, ops.logical_not(ops.all(done)))
 
     def body(index, tokens, done, logits, state):
-        logits = next_logits(logits, index, lengths, settings)
+        logits = next_logits(logits, index, lengths, settings, tokens)
         step_seed = seed + ops.stack([0, index])
         chosen = choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
         in_prompt = index < lengths
@@ -206,59 +226,94 @@ def sample_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, tem
 
 
 def beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, length_penalty):
+    """Beam search as Hugging Face's `generate(num_beams=..., do_sample=False)` runs it (its
+    default `early_stopping=False`): the best `[batch, max_length]` token buffer of each row.
+
+    Each step ranks the `num_beams * vocabulary` continuations of a row by their sum of
+    log-probabilities (the bans of `next_logits` applied after the softmax) and keeps the
+    best `candidates` of them. Those ending in a stop token (or at `max_new_tokens`) among
+    the first `num_beams` join the row's finished hypotheses, scored `sum / new_tokens **
+    length_penalty` (new tokens counted with the stop token), the best `num_beams` of which
+    are kept; the best `num_beams` that did not end go on. A row stops once it has
+    `num_beams` finished hypotheses and its best running beam, scored with its current
+    length, cannot beat the worst of them, or at `max_new_tokens`. Its answer is its best
+    finished hypothesis.
+    """
     beams = settings.sampler.num_beams
+    candidates = max(2, 1 + len(settings.stop_token_ids)) * beams  # >= beams that go on
     batch = ops.shape(prompt)[0]
-    row_lengths = lengths
+    row_lengths, row_last = lengths, lengths + max_new_tokens - 1
     prompt, lengths = ops.repeat(prompt, beams, axis=0), ops.repeat(lengths, beams, axis=0)
     extras = keras.tree.map_structure(lambda x: ops.repeat(x, beams, axis=0), extras)
-    tokens, logits, state, first, last, end = start(decoding, settings, prompt, lengths,
-                                                    max_new_tokens, extras)
+    tokens, logits, state, first, _, end = start(decoding, settings, prompt, lengths,
+                                                 max_new_tokens, extras)
+    width = tokens.shape[1]
     initial = np.full(beams, UNBORN_BEAM, "float32")
     initial[0] = 0.0
-    scores = ops.tile(ops.expand_dims(ops.convert_to_tensor(initial), 0), [batch, 1])
-    counts = ops.zeros((batch, beams), "int32")  # new tokens of each beam, stop included
+    running = ops.tile(ops.expand_dims(ops.convert_to_tensor(initial), 0), [batch, 1])
     rows = ops.expand_dims(ops.arange(batch, dtype="int32") * beams, 1)
+    own_beams = ops.expand_dims(ops.arange(beams, dtype="int32"), 0)
+    first_beams = ops.expand_dims(ops.arange(candidates) < beams, 0)
 
-    def cond(index, tokens, done, logits, state, scores, counts):
-        return ops.logical_and(index < end, ops.logical_not(ops.all(done)))
+    def cond(index, tokens, logits, state, running, kept, kept_scores, kept_full, open_rows):
+        return ops.logical_and(index < end, ops.any(open_rows))
 
-    def body(index, tokens, done, logits, state, scores, counts):
+    def body(index, tokens, logits, state, running, kept, kept_scores, kept_full, open_rows):
         vocabulary = logits.shape[-1]
-        log_probs = ops.log_softmax(next_logits(logits, index, lengths, settings), axis=-1)
-        log_probs = ops.reshape(log_probs, (batch, beams, vocabulary))
-        in_prompt = index < lengths
-        # A beam inside its prompt or finished has one candidate: its prompt token or pad.
-        fixed = ops.reshape(ops.logical_or(in_prompt, done), (batch, beams))
-        fixed_token = ops.where(in_prompt, ops.take(tokens, index, axis=1), settings.pad_id)
-        only = ops.one_hot(ops.reshape(fixed_token, (batch, beams)), vocabulary) > 0
-        extended = ops.expand_dims(scores, -1) + log_probs
-        fixed_scores = ops.where(only, ops.expand_dims(scores, -1), IMPOSSIBLE)
-        candidates = ops.where(ops.expand_dims(fixed, -1), fixed_scores, extended)
-        scores, flat = ops.top_k(ops.reshape(candidates, (batch, beams * vocabulary)), beams)
+        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        log_probs = next_logits(log_probs, index, lengths, settings, tokens)
+        totals = ops.expand_dims(running, -1) + ops.reshape(log_probs, (batch, beams, vocabulary))
+        top, flat = ops.top_k(ops.reshape(totals, (batch, beams * vocabulary)), candidates)
         flat = ops.cast(flat, "int32")
-        parent, token = flat // vocabulary, flat % vocabulary
+        parent, token = flat // vocabulary, flat % vocabulary  # [batch, candidates]
+        in_prompt = ops.expand_dims(index < row_lengths, 1)  # [batch, 1]
+        ends = ops.logical_or(is_stop(token, settings.stop_token_ids),
+                              ops.expand_dims(index >= row_last, 1))
+        new_tokens = ops.cast(ops.expand_dims(ops.maximum(index - row_lengths + 1, 1), 1),
+                              "float32")  # so far, with this one
+
+        # Finished hypotheses: the best `beams` of those kept and those ending now.
+        source = ops.reshape(rows + parent, (-1,))
+        written = ops.slice_update(ops.take(tokens, source, axis=0), [0, index],
+                                   ops.reshape(token, (-1, 1)))
+        ending = ops.logical_and(ops.logical_and(ends, first_beams),
+                                 ops.logical_and(ops.expand_dims(open_rows, 1),
+                                                 ops.logical_not(in_prompt)))
+        scores = ops.where(ending, top / ops.power(new_tokens, length_penalty), IMPOSSIBLE)
+        kept_scores, best = ops.top_k(ops.concatenate([kept_scores, scores], axis=1), beams)
+        kept_full = ops.take_along_axis(ops.concatenate([kept_full, ending], axis=1), best, 1)
+        every = ops.concatenate([ops.reshape(kept, (batch, beams, width)),
+                                 ops.reshape(written, (batch, candidates, width))], axis=1)
+        kept = ops.reshape(ops.take_along_axis(every, ops.expand_dims(best, -1), axis=1),
+                           (batch * beams, width))
+
+        # Running beams: the best `beams` that did not end (a row in its prompt keeps its own).
+        alive, pick = ops.top_k(top + ops.cast(ends, "float32") * UNBORN_BEAM, beams)
+        parent = ops.where(in_prompt, own_beams, ops.take_along_axis(parent, pick, axis=1))
+        running = ops.where(in_prompt, running, alive)
         source = ops.reshape(rows + parent, (-1,))
         tokens = ops.take(tokens, source, axis=0)
         state = keras.tree.map_structure(lambda x: ops.take(x, source, axis=0), state)
-        grows = ops.logical_not(ops.take_along_axis(fixed, parent, axis=1))
-        counts = ops.take_along_axis(counts, parent, axis=1) + ops.cast(grows, "int32")
-        done = ops.take(done, source, axis=0)
-        token = ops.reshape(token, (-1,))
+        token = ops.where(ops.repeat(in_prompt[:, 0], beams), ops.take(tokens, index, axis=1),
+                          ops.reshape(ops.take_along_axis(token, pick, axis=1), (-1,)))
         tokens = ops.slice_update(tokens, [0, index], ops.expand_dims(token, 1))
-        finished = ops.logical_and(ops.logical_not(in_prompt),
-                                   is_stop(token, settings.stop_token_ids))
-        done = ops.logical_or(ops.logical_or(done, finished), index >= last)
-        logits, state = decoding.step(token, state, index)
-        return index + 1, tokens, done, logits, state, scores, counts
 
-    done = ops.zeros(ops.shape(lengths), "bool")
-    _, tokens, _, _, _, scores, counts = ops.while_loop(
-        cond, body, (first, tokens, done, logits, state, scores, counts))
-    normalized = scores / ops.power(ops.cast(ops.maximum(counts, 1), "float32"),
-                                    length_penalty)
-    best = ops.cast(ops.argmax(normalized, axis=1), "int32")
-    del row_lengths
-    return ops.take(tokens, ops.reshape(rows, (-1,)) + best, axis=0)
+        # A row goes on while its best running beam could still beat a finished hypothesis.
+        best_possible = running[:, :1] / ops.power(new_tokens, length_penalty)
+        worst = ops.where(kept_full, ops.min(kept_scores, axis=1, keepdims=True), UNBORN_BEAM)
+        improvable = ops.logical_and(ops.any(best_possible > worst, axis=1), index < row_last)
+        open_rows = ops.logical_and(open_rows, ops.logical_or(in_prompt[:, 0], improvable))
+        logits, state = decoding.step(token, state, index)
+        return (index + 1, tokens, logits, state, running, kept, kept_scores, kept_full,
+                open_rows)
+
+    kept_scores = ops.full((batch, beams), UNBORN_BEAM, "float32")
+    kept_full = ops.zeros((batch, beams), "bool")
+    open_rows = ops.ones((batch,), "bool")
+    outputs = ops.while_loop(cond, body, (first, tokens, logits, state, running, tokens,
+                                          kept_scores, kept_full, open_rows))
+    kept = outputs[5]
+    return ops.take(kept, ops.reshape(rows, (-1,)), axis=0)  # the best of each row
 
 
 # --- compiling -----------------------------------------------------------------------------

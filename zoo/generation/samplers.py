@@ -5,7 +5,9 @@ the one of a `SAMPLERS` name. `choose` picks one token per row from float32 logi
 `[batch, vocabulary]`: the argmax (`"greedy"`) or a Gumbel-max sample (`sample`) of the logits
 divided by `temperature` and, for `"top_k"` and `"top_p"`, filtered by `keep_top_k` and
 `keep_top_p`; the noise comes from a stateless seed (`uniform`), so the same seed gives the
-same tokens. `is_stop` marks stop tokens and `ban_stops` forbids them (for `min_new_tokens`).
+same tokens. `is_stop` marks stop tokens and `ban_stops` forbids them (for `min_new_tokens`
+and `min_length`); `ban_repeats` forbids the tokens that would repeat an n-gram
+(`no_repeat_ngram_size`).
 Beam search ranks beams itself (`zoo.generation.loop.beam_loop`).
 
 >>> import numpy as np
@@ -135,3 +137,23 @@ def ban_stops(logits, young, stop_token_ids):
     stops[[i for i in stop_token_ids if 0 <= i < vocabulary]] = True
     banned = ops.logical_and(ops.expand_dims(young, -1), ops.convert_to_tensor(stops))
     return ops.where(banned, IMPOSSIBLE, logits)
+
+
+def ban_repeats(logits, tokens, index, size):
+    """-inf on each token that would end an n-gram (n = `size`) already in `tokens[:, :index]`
+    (`tokens [rows, max_length]`, `index` a scalar): Hugging Face's `no_repeat_ngram_size`."""
+    windows = tokens.shape[1] - size + 1  # n-grams starting at 0 .. width - size
+    ends = tokens[:, size - 1:]  # the last token of each n-gram: [rows, windows]
+    # The n-grams before index whose first size - 1 tokens are the last size - 1 ones.
+    matches = ops.broadcast_to(ops.arange(windows) + size - 1 < index, ops.shape(ends))
+    for offset in range(size - 1):
+        prefix = ops.take(tokens, ops.maximum(index - size + 1 + offset, 0), axis=1)
+        window = tokens[:, offset:offset + windows]
+        matches = ops.logical_and(matches, window == ops.expand_dims(prefix, 1))
+    # A matching n-gram bans its last token: counted per row and id with a scatter.
+    row = ops.broadcast_to(ops.expand_dims(ops.arange(ops.shape(tokens)[0], dtype="int32"), 1),
+                           ops.shape(ends))
+    indices = ops.reshape(ops.stack([row, ops.cast(ends, "int32")], axis=-1), (-1, 2))
+    counts = ops.scatter(indices, ops.reshape(ops.cast(matches, "int32"), (-1,)),
+                         ops.shape(logits))
+    return ops.where(counts > 0, IMPOSSIBLE, logits)
