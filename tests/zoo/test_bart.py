@@ -16,7 +16,6 @@ from tests.helpers import (
     run_backbone_test,
     run_model_saving_test,
     run_overfit_test,
-    run_task_test,
 )
 from zoo import catalog
 from zoo.bart import POSITION_OFFSET, last_token_of
@@ -179,16 +178,15 @@ def test_classifier_reads_the_decoder_at_the_last_end_token():
                                logits, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_classifier_round_trips_and_learns_a_batch(tmp_path):
+def test_classifier_round_trips_through_a_keras_file(tmp_path):
     model = zoo.build("bart", task="classifier", num_classes=3, num_layers=1,
                       num_decoder_layers=1)
     rng = np.random.default_rng(4)
-    ids = np.concatenate([np.zeros((6, 1)), rng.integers(3, 1024, (6, 6)),
-                          np.full((6, 1), END)], axis=1).astype("int32")
-    x = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
-    run_task_test(model, x, np.array([0, 1, 2, 0, 1, 2]), tmp_path, (6, 3), steps=60,
-                  max_loss=0.05, learning_rate=1e-2)
+    ids = np.concatenate([np.zeros((2, 1)), rng.integers(3, 1024, (2, 6)),
+                          np.full((2, 1), END)], axis=1).astype("int32")
+    restored = run_model_saving_test(model, {"token_ids": ids, "padding_mask": np.ones_like(ids)},
+                                     tmp_path)
+    assert restored.get_layer("classification_head").get_config()["num_classes"] == 3
 
 
 @pytest.mark.parametrize("size,expected,lm_expected", [
