@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import zoo
 from training import datasets
-from training.pipelines import pipeline
+from training.pipelines import is_summarization, pipeline
 from zoo import paths
 from zoo.config import IGNORE_LABEL
 from zoo.preprocessing import SentencePieceTokenizer, WordPieceTokenizer
@@ -254,14 +254,14 @@ def test_summarization_feeds_documents_to_the_encoder_and_summaries_to_the_decod
         assert y[row].numpy().tolist() == target
         assert x["decoder_token_ids"][row].numpy().tolist() == [start] + target[:-1]
         assert weights[row].numpy().sum() == min(len(summary) + 1, length)
+    assert [is_summarization(name) for name in ("debian_descriptions", "xsum", "cnn_dailymail",
+                                                "gettext_translations/de")] == [1, 1, 1, 0]
 
 
+@pytest.mark.slow  # two mocked TFDS datasets through the pipeline: ~4 s
 def test_tfds_summarization_names_feed_the_same_pipeline(sentencepiece, monkeypatch):
     import tensorflow_datasets as tfds
 
-    from training import pipelines
-
-    assert pipelines.is_summarization("xsum") and not pipelines.is_summarization("fortunes")
     monkeypatch.setattr(datasets, "_online", lambda: True)  # mock data stands in for downloads
     model = build("t5", "seq2seq_lm", sentencepiece)
     for name in ("cnn_dailymail", "xsum"):
