@@ -214,6 +214,8 @@ def test_bad_input_is_refused_with_a_clear_error():
                       ("min_new_tokens", True)]:
         with pytest.raises(ValueError, match=rf"^{name} must be an int >= 0 \(0: off\), "):
             model.generate(PROMPTS, 2, **{name: bad})
+    with pytest.raises(ValueError, match=r"early_stopping must be False, True or 'never'"):
+        model.generate(PROMPTS, 2, sampler="beam", early_stopping="always")
 
 
 @pytest.mark.slow
@@ -267,11 +269,12 @@ def test_kt_generate_prints_the_continuation(tmp_path, capsys):
     assert capsys.readouterr().out == expected + "\n"
     bans = dict(min_length=6, no_repeat_ngram_size=1)
     assert model.generate("the cat", 5, **bans) != expected
-    for sampler in ("greedy", "beam"):  # streamed, and printed whole
-        expected = model.generate("the cat", 5, sampler=sampler, **bans)
+    for sampler, more in [("greedy", {}), ("beam", {"early_stopping": "never"})]:
+        expected = model.generate("the cat", 5, sampler=sampler, **bans, **more)
+        flags = ["--early-stopping", "never"] if more else []  # streamed / printed whole
         assert cli.main(["generate", str(tmp_path / "model.keras"), "--prompt", "the cat",
                          "--max-new-tokens", "5", "--sampler", sampler, "--min-length", "6",
-                         "--no-repeat-ngram-size", "1"]) == 0
+                         "--no-repeat-ngram-size", "1", *flags]) == 0
         assert capsys.readouterr().out == expected + "\n"
     assert cli.main(["generate", str(tmp_path / "model.keras"), "--prompt", "the cat",
                      "--sampler", "nucleus"]) == 2
@@ -296,7 +299,7 @@ def test_smollm2_continues_the_capital_of_france_with_paris():
 
 def reference_cases(name):
     """The prompts of `generate.npz` (see tests/fixtures/make_reference.py) and its cases:
-    `(num_beams, length_penalty, min_length, no_repeat_ngram_size)` and HF's new tokens."""
+    `generate`'s options and HF's new tokens."""
     stored = np.load(REFERENCE / name / "generate.npz")
     if name.startswith("t5"):
         prompts = {"encoder_token_ids": stored["encoder_token_ids"],
@@ -307,8 +310,14 @@ def reference_cases(name):
     cases = []
     for i in range(len([k for k in stored if k.startswith("case")])):
         beams, penalty, min_length, no_repeat = stored[f"case{i}"].tolist()
+        early_stopping = {"False": False, "True": True}.get(
+            str(stored[f"early_stopping{i}"]), "never")
+        options = dict(min_length=int(min_length), no_repeat_ngram_size=int(no_repeat))
+        if beams > 1:
+            options.update(sampler="beam", num_beams=int(beams), length_penalty=penalty,
+                           early_stopping=early_stopping)
         expected = [[t for t in row if t >= 0] for row in stored[f"tokens{i}"].tolist()]
-        cases.append(((int(beams), penalty, int(min_length), int(no_repeat)), expected))
+        cases.append((options, expected))
     return prompts, int(stored["eos"]), cases
 
 
@@ -317,18 +326,16 @@ def reference_cases(name):
 @pytest.mark.slow
 def test_greedy_and_beam_search_equal_the_references_generate(name):
     """Padded batches, 8 new tokens, an end token the model produces (rows end early),
-    against HF's `generate(num_beams, length_penalty, min_length, no_repeat_ngram_size)`."""
+    against HF's `generate(num_beams, length_penalty, min_length, no_repeat_ngram_size,
+    early_stopping)`."""
     model = zoo.from_pretrained(REFERENCE / name)
     prompts, eos, cases = reference_cases(name)
-    for (beams, penalty, min_length, no_repeat), expected in cases:
-        options = dict(sampler="greedy") if beams == 1 else dict(
-            sampler="beam", num_beams=beams, length_penalty=penalty)
-        generated = model.generate(prompts, 8, stop_token_ids=[eos], min_length=min_length,
-                                   no_repeat_ngram_size=no_repeat, **options)
+    for options, expected in cases:
+        generated = model.generate(prompts, 8, stop_token_ids=[eos], **options)
         if isinstance(generated, dict):
             generated = [row[:int(m.sum())].tolist() for row, m in
                          zip(generated["token_ids"], generated["padding_mask"], strict=True)]
-        assert generated == expected, (beams, penalty, min_length, no_repeat)
+        assert generated == expected, options
 
 
 def repeats(sequence, n):

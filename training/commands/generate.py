@@ -25,6 +25,9 @@ def add_arguments(parser):
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--num-beams", type=int, default=4)
     parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--early-stopping", choices=["false", "true", "never"],
+                        default="false", help="when beam search stops (Hugging Face's "
+                                              "option; default: false)")
     parser.add_argument("--min-length", type=int, default=0,
                         help="no end token before the whole sequence (prompt included) has "
                              "this many tokens (default: 0, off)")
@@ -66,8 +69,10 @@ def run(args):
                    top_p=args.top_p, seed=args.seed, min_length=args.min_length,
                    no_repeat_ngram_size=args.no_repeat_ngram_size)
     if args.sampler == "beam":  # whole sequences: printed at the end
+        early_stopping = {"false": False, "true": True}.get(args.early_stopping, "never")
         print(model.generate(inputs, args.max_new_tokens, num_beams=args.num_beams,
-                             length_penalty=args.length_penalty, **options))
+                             length_penalty=args.length_penalty,
+                             early_stopping=early_stopping, **options))
         return 0
     tokenizer = model.preprocessor.tokenizer
     stops = set(generation.default_stop_token_ids(model, chat=args.chat is not None))

@@ -165,7 +165,7 @@ def _is_int(value):
 
 def check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
                     min_new_tokens, vocabulary_size, context, min_length=0,
-                    no_repeat_ngram_size=0):
+                    no_repeat_ngram_size=0, early_stopping=False):
     if not _is_int(max_new_tokens) or max_new_tokens <= 0:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}.")
     if context is not None and max_new_tokens >= context:
@@ -189,6 +189,9 @@ def check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beam
                         ("no_repeat_ngram_size", no_repeat_ngram_size)]:
         if not _is_int(value) or value < 0:
             raise ValueError(f"{name} must be an int >= 0 (0: off), got {value!r}.")
+    if not (isinstance(early_stopping, (bool, np.bool_)) or early_stopping == "never"):
+        raise ValueError(f"early_stopping must be False, True or 'never' (Hugging Face's "
+                         f"values), got {early_stopping!r}.")
 
 
 def fit_context(rows, max_new_tokens, context, stacklevel=3):
@@ -240,7 +243,7 @@ def pad_id_of(model):
 
 def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, num_beams=1,
             min_new_tokens=0, stop_token_ids="auto", one_prompt=False, min_length=0,
-            no_repeat_ngram_size=0):
+            no_repeat_ngram_size=0, early_stopping=False):
     """What `generate` and `stream` share before decoding: `(decoding, request,
     stop_token_ids)`.
 
@@ -254,7 +257,7 @@ def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, n
     decoding = decoding_for(model)
     check_arguments(max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
                     min_new_tokens, decoding.vocabulary_size, decoding.context, min_length,
-                    no_repeat_ngram_size)
+                    no_repeat_ngram_size, early_stopping)
     is_seq2seq = isinstance(decoding, Seq2SeqDecoding)
     if is_seq2seq and chat_template.as_conversations(inputs) is not None:
         raise ValueError("Chat messages need a causal language model (GPT or Llama style): "
@@ -283,7 +286,8 @@ def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, n
 
 def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top_k=50,
              top_p=0.9, num_beams=4, length_penalty=1.0, stop_token_ids="auto",
-             min_new_tokens=0, seed=None, min_length=0, no_repeat_ngram_size=0):
+             min_new_tokens=0, seed=None, min_length=0, no_repeat_ngram_size=0,
+             early_stopping=False):
     """Continue prompts with a `CausalLM` or `Seq2SeqLM` (see `zoo.generation`).
 
     Args:
@@ -306,6 +310,8 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
             `generate(num_beams=..., length_penalty=...)` does (see
             `zoo.generation.loop.beam_loop`): finished hypotheses are ranked by their
             log-probability / new_tokens ** length_penalty (> 0 favours longer ones).
+        early_stopping: when beam search stops looking for better hypotheses: False, True
+            or `"never"`, as Hugging Face's option of that name (see `Sampler`).
         stop_token_ids: ids that end a row (kept in ids, dropped from text); `"auto"`: the
             tokenizer's end token when there is a preprocessor (and for chat messages the
             template's end of turn, `<|im_end|>`), else none; None: none.
@@ -325,7 +331,7 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
     decoding, request, stop_token_ids = prepare(
         model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, num_beams,
         min_new_tokens, stop_token_ids, min_length=min_length,
-        no_repeat_ngram_size=no_repeat_ngram_size)
+        no_repeat_ngram_size=no_repeat_ngram_size, early_stopping=early_stopping)
     rows = request.rows
     longest = max(len(r) for r in rows)
     width = -(-longest // PROMPT_BUCKET) * PROMPT_BUCKET
@@ -337,9 +343,10 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
         prompt[i, :len(row)] = row
     lengths = np.array([len(r) for r in rows], "int32")
 
-    settings = Settings(sampler_for(sampler, top_k, num_beams), width + max_new_tokens,
-                        stop_token_ids, int(min_new_tokens), pad_id, int(min_length),
-                        int(no_repeat_ngram_size))
+    early_stopping = early_stopping if early_stopping == "never" else bool(early_stopping)
+    settings = Settings(sampler_for(sampler, top_k, num_beams, early_stopping),
+                        width + max_new_tokens, stop_token_ids, int(min_new_tokens), pad_id,
+                        int(min_length), int(no_repeat_ngram_size))
     max_new_tokens = int(max_new_tokens)
 
     def run(prompt, lengths, extras, temperature, top_k, top_p, length_penalty, seed):

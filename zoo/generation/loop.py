@@ -226,20 +226,21 @@ def sample_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, tem
 
 
 def beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, length_penalty):
-    """Beam search as Hugging Face's `generate(num_beams=..., do_sample=False)` runs it (its
-    default `early_stopping=False`): the best `[batch, max_length]` token buffer of each row.
+    """Beam search as Hugging Face's `generate(num_beams=..., do_sample=False)` runs it: the
+    best `[batch, max_length]` token buffer of each row.
 
     Each step ranks the `num_beams * vocabulary` continuations of a row by their sum of
     log-probabilities (the bans of `next_logits` applied after the softmax) and keeps the
     best `candidates` of them. Those ending in a stop token (or at `max_new_tokens`) among
     the first `num_beams` join the row's finished hypotheses, scored `sum / new_tokens **
     length_penalty` (new tokens counted with the stop token), the best `num_beams` of which
-    are kept; the best `num_beams` that did not end go on. A row stops once it has
-    `num_beams` finished hypotheses and its best running beam, scored with its current
-    length, cannot beat the worst of them, or at `max_new_tokens`. Its answer is its best
-    finished hypothesis.
+    are kept; the best `num_beams` that did not end go on. A row stops at `max_new_tokens`,
+    or once it has `num_beams` finished hypotheses and (`early_stopping` False) its best
+    running beam, scored at its current length, cannot beat the worst of them (`"never"`:
+    scored at `max_new_tokens` when `length_penalty` > 0; True: at once). Its answer is its
+    best finished hypothesis.
     """
-    beams = settings.sampler.num_beams
+    beams, early_stopping = settings.sampler.num_beams, settings.sampler.early_stopping
     candidates = max(2, 1 + len(settings.stop_token_ids)) * beams  # >= beams that go on
     batch = ops.shape(prompt)[0]
     row_lengths, row_last = lengths, lengths + max_new_tokens - 1
@@ -299,9 +300,14 @@ def beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, lengt
         tokens = ops.slice_update(tokens, [0, index], ops.expand_dims(token, 1))
 
         # A row goes on while its best running beam could still beat a finished hypothesis.
-        best_possible = running[:, :1] / ops.power(new_tokens, length_penalty)
+        longest = new_tokens
+        if early_stopping == "never":
+            longest = ops.where(length_penalty > 0, ops.cast(max_new_tokens, "float32"), longest)
+        best_possible = running[:, :1] / ops.power(longest, length_penalty)
         worst = ops.where(kept_full, ops.min(kept_scores, axis=1, keepdims=True), UNBORN_BEAM)
         improvable = ops.logical_and(ops.any(best_possible > worst, axis=1), index < row_last)
+        if early_stopping is True:
+            improvable = ops.logical_and(improvable, ops.logical_not(ops.all(kept_full, axis=1)))
         open_rows = ops.logical_and(open_rows, ops.logical_or(in_prompt[:, 0], improvable))
         logits, state = decoding.step(token, state, index)
         return (index + 1, tokens, logits, state, running, kept, kept_scores, kept_full,

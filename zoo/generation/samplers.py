@@ -40,22 +40,27 @@ class Sampler:
         top_k: keep the k most likely tokens (an int; 0: all of them).
         use_top_p: keep the smallest set reaching probability `top_p`.
         num_beams: beams of beam search.
+        early_stopping: when beam search ends a row, as Hugging Face's option of that name:
+            False, once its best running beam scored at its current length cannot beat the
+            worst of `num_beams` finished hypotheses; `"never"`, the same scored at its
+            longest (when `length_penalty` > 0); True, as soon as it has `num_beams` finished.
     """
 
     kind: str = "greedy"
     top_k: int = 0
     use_top_p: bool = False
     num_beams: int = 1
+    early_stopping: bool | str = False
 
 
-def sampler_for(sampler, top_k=50, num_beams=4):
+def sampler_for(sampler, top_k=50, num_beams=4, early_stopping=False):
     """The `Sampler` of a `generate(sampler=...)` name."""
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}. Choose one of {SAMPLERS}.")
     if sampler == "greedy":
         return Sampler("greedy")
     if sampler == "beam":
-        return Sampler("beam", num_beams=num_beams)
+        return Sampler("beam", num_beams=num_beams, early_stopping=early_stopping)
     return Sampler("random", top_k=top_k if sampler == "top_k" else 0,
                    use_top_p=sampler == "top_p")
 
