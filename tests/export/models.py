@@ -22,7 +22,7 @@ CASES = [
     ("vit", "classifier", {"num_classes": 3}),
 ]
 # The legacy .keras fixtures (tests/fixtures/legacy) hold CASES; tasks added since come here.
-EXPORT_CASES = [*CASES, ("bert", "question_answering", {})]
+EXPORT_CASES = [*CASES, ("bert", "question_answering", {}), ("transformer", "seq2seq_lm", {})]
 TEXTS = ["the quick brown fox jumps over the lazy dog.", "north wind", "",
          "a b c " * 20]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.checkpoints import bart, bert, gguf, gpt, t5, vit
+from zoo.checkpoints import bart, bert, gguf, gpt, marian, t5, vit
 from zoo.checkpoints.folder import PICKLE_SUFFIXES, read_folder
 from zoo.checkpoints.tensors import CheckpointError, assign, keras_value
 from zoo.files import atomic_write
@@ -35,7 +35,8 @@ from zoo.quantization import check_float
 from zoo.registry import build
 
 # config.json "model_type" -> the module describing its checkpoints.
-HF_FAMILIES = {"bart": bart, "bert": bert, "gpt2": gpt, "llama": gpt, "t5": t5, "vit": vit}
+HF_FAMILIES = {"bart": bart, "bert": bert, "gpt2": gpt, "llama": gpt, "marian": marian, "t5": t5,
+               "vit": vit}
 
 
 def family_module(model_type):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from zoo.checkpoints.gguf import gguf_vocabulary, metadata, read
 from zoo.preprocessing.byte_pair import BytePairTokenizer
+from zoo.preprocessing.marian import MarianTokenizer
 from zoo.preprocessing.sentencepiece import SentencePieceTokenizer
 from zoo.preprocessing.wordpiece import WordPieceTokenizer
 
@@ -15,13 +16,14 @@ def tokenizer_from_folder(path):
     """The tokenizer of a Hugging Face folder, or None when it carries no tokenizer files.
 
     `vocab.txt` -> WordPiece (lowercased unless `tokenizer_config.json` says
-    `do_lower_case: false`), `spiece.model` -> SentencePiece, `vocab.json` + `merges.txt` ->
-    GPT-2 byte-level BPE, its start, end and padding tokens `tokenizer_config.json`'s
-    `bos_token`, `eos_token` and `pad_token`, its special tokens the `added_tokens_decoder` of
-    the vocabulary, else the named ones (BART's `<s>`, `<pad>`, `</s>`, `<mask>`), which text
-    may write whole. The chat
-    template is `chat_template.jinja`, else `tokenizer_config.json`'s `chat_template` (a
-    string, or a list of named templates: the one named "default").
+    `do_lower_case: false`), `spiece.model` -> SentencePiece, `source.spm` + `target.spm` +
+    `vocab.json` -> Marian's (SentencePiece pieces numbered by vocab.json), `vocab.json` +
+    `merges.txt` -> GPT-2 byte-level BPE, its start, end and padding tokens
+    `tokenizer_config.json`'s `bos_token`, `eos_token` and `pad_token`, its special tokens the
+    `added_tokens_decoder` of the vocabulary, else the named ones (BART's `<s>`, `<pad>`,
+    `</s>`, `<mask>`), which text may write whole. The chat template is
+    `chat_template.jinja`, else `tokenizer_config.json`'s `chat_template` (a string, or a list
+    of named templates: the one named "default").
     """
     folder = Path(path)
     settings = folder / "tokenizer_config.json"
@@ -33,6 +35,9 @@ def tokenizer_from_folder(path):
                                   chat_template=chat_template)
     if (folder / "spiece.model").exists():
         return SentencePieceTokenizer(str(folder / "spiece.model"), chat_template=chat_template)
+    if (folder / "source.spm").exists() and (folder / "vocab.json").exists():
+        return MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"),
+                               str(folder / "vocab.json"))
     if (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
         vocabulary = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
         added = [token.get("content") for token in
