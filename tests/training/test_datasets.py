@@ -424,7 +424,9 @@ def test_debian_descriptions_are_57000_distinct_human_summaries():
     assert 55_000 <= total <= 60_000
     assert abs(sizes["test"] / total - 0.10) < 0.01
     assert abs(sizes["validation"] / total - 0.10) < 0.01
-    everything = columns("debian_descriptions", "train+validation+test")
+    rows = datasets.load("debian_descriptions", "train+validation+test").batch(8192)
+    everything = {key: [text.decode() for batch in rows.as_numpy_iterator()
+                        for text in batch[key]] for key in ("document", "summary")}
     assert len(set(everything["document"])) == len(set(everything["summary"])) == total
     document_words = np.median([len(d.split()) for d in everything["document"]])
     summary_words = np.median([len(s.split()) for s in everything["summary"]])
