@@ -359,3 +359,22 @@ def test_sampling_and_stream_keep_min_length_and_no_repeat_ngram_size():
     assert [len(row) for row in banned] != [10, 10, 10]  # and the stop token still ends rows
     alone = model.generate(PROMPTS[:1], 10, **options)[0]  # the noise of a batch of one
     assert list(generation.stream(model, PROMPTS[0], 10, **options)) == alone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options,expected", [
+    ({}, [[60, 8, 94, 94, 80, 80, 39, 94], [58, 84, 8, 38, 58, 8, 8, 60],
+          [94, 94, 39, 94, 63, 94, 70]]),
+    ({"sampler": "beam", "num_beams": 3, "early_stopping": True},
+     [[60, 6, 8, 94, 17, 60, 94, 43], [58, 8, 94, 94, 43, 58, 2, 60],
+      [94, 94, 39, 94, 63, 94, 70]]),
+])
+def test_min_length_and_no_repeat_ngram_size_give_the_same_tokens_on_every_backend(
+        options, expected):
+    """Without the bans, stop token 70 ends rows 0 and 1 at once and row 2 repeats (94, 94)."""
+    model = build("gpt", "tiny")
+    generated = model.generate(PROMPTS, 8, stop_token_ids=[70], min_length=9,
+                               no_repeat_ngram_size=2, **options)
+    assert generated == expected
+    for prompt, row in zip(PROMPTS, generated, strict=True):
+        assert not repeats(prompt + row, 2) and 70 not in row[:9 - len(prompt)]
