@@ -307,6 +307,11 @@ def _build(settings, run_dir, train_split):
         tokenizer = _tokenizer(settings, run_dir, train_split)
         if tokenizer is not None:
             overrides["vocabulary_size"] = tokenizer.vocabulary_size()
+            # A family whose config names special tokens (BART's end and padding ids).
+            fields = getattr(zoo.registry.family(settings.model).backbone,
+                             "special_token_fields", None)
+            if fields is not None:
+                overrides = {**fields(tokenizer), **overrides}
         overrides = checks.from_scratch(overrides)
         model = zoo.build(settings.model, settings.size, task=task, **overrides)
         if model.preprocessor is None:

@@ -267,13 +267,39 @@ class BartBackbone(Backbone):
         """Vocabulary logits of decoder outputs: the token table, plus `final_logits_bias`."""
         return lm_head(self.token_embedding(hidden, reverse=True))
 
-    def preprocessor_arguments(self, task_name):
+    def preprocessor_arguments(self, task_name, tokenizer):
         """What BART's preprocessors need beyond a tokenizer: `<s> text </s>` for every task,
-        pairs as `<s> a </s></s> b </s>`, and the decoder started from `</s>`."""
+        pairs as `<s> a </s></s> b </s>`, and the decoder started from `</s>`; a tokenizer
+        whose end or padding id is not the config's is a `ValueError` saying which to set."""
+        c = self.config
+        fields = special_token_fields(tokenizer)
+        if fields["end_token_id"] != c.end_token_id or fields["pad_token_id"] != c.pad_token_id:
+            settings = ", ".join(f"{k}={v}" for k, v in fields.items())
+            raise ValueError(
+                f"The tokenizer's end and padding ids are {fields['end_token_id']} and "
+                f"{fields['pad_token_id']}, this BART's end_token_id and pad_token_id "
+                f"{c.end_token_id} and {c.pad_token_id}: build the model with {settings}.")
         if task_name == "seq2seq_lm":
-            return {"add_start_token": True,
-                    "decoder_start_id": self.config.decoder_start_token_id}
+            return {"add_start_token": True, "decoder_start_id": c.decoder_start_token_id}
         return {"style": "bart"} if task_name == "classifier" else {}
+
+    @staticmethod
+    def special_token_fields(tokenizer):
+        """The config fields that make a BART read `tokenizer`'s texts: see
+        `special_token_fields`."""
+        return special_token_fields(tokenizer)
+
+
+def special_token_fields(tokenizer):
+    """`{end_token_id, decoder_start_token_id, pad_token_id}` of a tokenizer: its end id
+    (BART's decoder starts from `</s>`) and its padding id (0 when it has none, as the
+    preprocessors pad)."""
+    if tokenizer.end_id is None or tokenizer.start_id is None:
+        raise ValueError(f"BART packs texts as start ... end: this {type(tokenizer).__name__} "
+                         "has no start or end token. Give a tokenizer with both.")
+    pad = 0 if tokenizer.pad_id is None else int(tokenizer.pad_id)
+    end = int(tokenizer.end_id)
+    return {"end_token_id": end, "decoder_start_token_id": end, "pad_token_id": pad}
 
 
 def shift_right(token_ids, start_id):

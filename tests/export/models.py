@@ -22,7 +22,11 @@ CASES = [
     ("vit", "classifier", {"num_classes": 3}),
 ]
 # The legacy .keras fixtures (tests/fixtures/legacy) hold CASES; tasks added since come here.
-EXPORT_CASES = [*CASES, ("bert", "question_answering", {}), ("transformer", "seq2seq_lm", {})]
+# BART reading this vocabulary: [SEP] ends texts and starts its decoder, [PAD] pads.
+BART_IDS = {"end_token_id": 3, "decoder_start_token_id": 3, "pad_token_id": 0}
+EXPORT_CASES = [*CASES, ("bert", "question_answering", {}), ("transformer", "seq2seq_lm", {}),
+                ("bart", "seq2seq_lm", BART_IDS), ("bart", "classifier",
+                                                   {"num_classes": 3, **BART_IDS})]
 TEXTS = ["the quick brown fox jumps over the lazy dog.", "north wind", "",
          "a b c " * 20]
 

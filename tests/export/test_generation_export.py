@@ -5,6 +5,7 @@ against Keras; the paper's Transformer (Marian's layout) as T5."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,6 +13,9 @@ import pytest
 
 import zoo
 from tests.zoo.test_generation import PROMPTS, T5_SOURCES, lively, text_model
+from zoo.generation import decoder_start_id_of
+
+BART_REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "bart"
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="exports are TensorFlow")
@@ -24,14 +28,17 @@ SOURCES = [*T5_SOURCES, [3, 4, 1, 20, 21, 22, 23, 24]]
 T5_LOGITS_ATOL = 5e-5
 
 
-@pytest.fixture(scope="module", params=["t5", "transformer"])
+@pytest.fixture(scope="module", params=["t5", "transformer", "bart"])
 def seq2seq(request):
-    """A tiny T5 or Transformer with lively weights and its TFLite prefill/decode model
-    (converted once)."""
+    """A tiny T5 or Transformer with lively weights, or the reference's tiny BART, and its
+    TFLite prefill/decode model (converted once)."""
     from export.generation import tflite_decoder
 
-    model = lively(zoo.build(request.param, size="tiny", task="seq2seq_lm", vocabulary_size=97,
-                             dropout=0.0))
+    if request.param == "bart":  # random weights repeat the last token (post-norm, tied head)
+        model = zoo.from_pretrained(BART_REFERENCE)  # the reference's tiny model, its tokenizer
+    else:
+        model = lively(zoo.build(request.param, size="tiny", task="seq2seq_lm",
+                                 vocabulary_size=97, dropout=0.0))
     return model, tflite_decoder(model, max_length=T5_MAX_LENGTH, encoder_length=ENCODER_LENGTH)
 
 
@@ -171,7 +178,7 @@ def test_tflite_seq2seq_prefill_decode_loop_in_litert_reproduces_keras_greedy(se
     stopped = [row[:row.index(stop) + 1] if stop in row else row for row in expected]
     assert [litert_generate(content, s, T5_MAX_LENGTH - 1, stop_token_ids=[stop])
             for s in SOURCES] == stopped
-    assert len(stopped[0]) == 3
+    assert len(stopped[0]) <= 3 < len(expected[0])  # cut short where it first comes
 
 
 @pytest.mark.slow
@@ -187,7 +194,7 @@ def test_tflite_seq2seq_prefill_and_decode_logits_equal_keras(seq2seq):
     assert prefill.get_input_details()["encoder_token_ids"]["shape"].tolist() == [1, 8]
     worst = 0.0
     for source, tokens in zip(SOURCES, model.generate(SOURCES, T5_MAX_LENGTH - 1), strict=True):
-        decoder = [0, *tokens[:-1]]  # the start token 0, then the teacher-forced tokens
+        decoder = [decoder_start_id_of(model), *tokens[:-1]]  # then the teacher-forced ones
         expected = keras.ops.convert_to_numpy(model({
             "encoder_token_ids": np.array([source], "int32"),
             "encoder_padding_mask": np.ones((1, len(source)), "int32"),
@@ -256,13 +263,19 @@ def test_transformer_generate_signature_answers_raw_strings_in_a_fresh_process(t
 
 
 @pytest.mark.slow
-def test_quantized_transformer_decoders_are_smaller_and_decode_as_keras():
-    """fp16 weights: Keras' greedy tokens; dynamic-range int8 weights: every first token and
-    most of the rest, on these random weights."""
+@pytest.mark.parametrize("family,overrides,first_tokens", [
+    ("transformer", {}, True),
+    # Measured: 1 of 4 first tokens flips under int8 on these random post-norm weights.
+    ("bart", {"num_heads": 4}, False),
+])
+def test_quantized_seq2seq_decoders_are_smaller_and_decode_as_keras(family, overrides,
+                                                                    first_tokens):
+    """fp16 weights: Keras' greedy tokens; dynamic-range int8 weights: most tokens (and every
+    first token of the Transformer), on these random weights."""
     from export.generation import litert_generate, tflite_decoder
 
-    model = lively(zoo.build("transformer", task="seq2seq_lm", vocabulary_size=512,
-                             hidden_dim=128, intermediate_dim=256, dropout=0.0))
+    model = lively(zoo.build(family, task="seq2seq_lm", vocabulary_size=512, hidden_dim=128,
+                             intermediate_dim=256, dropout=0.0, **overrides))
     expected = model.generate(SOURCES, T5_MAX_LENGTH - 1)
     sizes, tokens = {}, {}
     for quantize in (None, "fp16", "dynamic"):
@@ -275,4 +288,5 @@ def test_quantized_transformer_decoders_are_smaller_and_decode_as_keras():
     agree = [a == b for got, want in zip(tokens["dynamic"], expected, strict=True)
              for a, b in zip(got, want, strict=True)]
     assert np.mean(agree) >= 0.75, np.mean(agree)
-    assert [row[0] for row in tokens["dynamic"]] == [row[0] for row in expected]
+    if first_tokens:
+        assert [row[0] for row in tokens["dynamic"]] == [row[0] for row in expected]

@@ -70,6 +70,8 @@ def test_layout_and_signatures_per_task(exported):
         "vit-classifier": ["pixels", "serving_default"],
         "bert-question_answering": ["answer", "serving_default", "token_ids"],
         "transformer-seq2seq_lm": ["generate", "serving_default", "token_ids"],
+        "bart-seq2seq_lm": ["generate", "serving_default", "token_ids"],
+        "bart-classifier": ["serving_default", "token_ids"],
     }
     _, path = exported["gpt-causal_lm"]
     assert warmup.signatures(path)["generate"]["max_new_tokens"] == (tf.int32, [])
@@ -119,6 +121,22 @@ def test_text_classifier_raw_text_equals_preprocess_then_model(exported, signatu
     assert served["label_id"].numpy().tolist() == logits.argmax(-1).tolist()
     assert served["label_name"].numpy().tolist() == [
         f"LABEL_{i}".encode() for i in logits.argmax(-1)]
+
+
+def test_bart_answers_raw_text_in_a_fresh_process_as_keras(exported):
+    """The classifier's `serving_default` and the seq2seq LM's `generate`, text in, run where
+    the project is not imported: Keras' logits and Keras' greedy text."""
+    classifier, classifier_path = exported["bart-classifier"]
+    seq2seq, seq2seq_path = exported["bart-seq2seq_lm"]
+    request = {"prompt": np.array(TEXTS), "max_new_tokens": np.int32(4),
+               "temperature": np.float32(0.0), "top_k": np.int32(0),
+               "top_p": np.float32(1.0), "seed": np.int32(0)}
+    (served, _), (generated, _) = run_saved_models([
+        (classifier_path, "serving_default", {"text": np.array(TEXTS)}),
+        (seq2seq_path, "generate", request)])
+    logits = classifier.predict_on_batch(classifier.preprocessor(tf.constant(TEXTS)))
+    np.testing.assert_allclose(served["logits"], logits, atol=1e-5, rtol=0)
+    assert [t.decode() for t in generated["text"]] == seq2seq.generate(TEXTS, 4)
 
 
 def test_embed_is_the_normalized_mean_of_real_tokens(exported, signature):

@@ -216,3 +216,19 @@ def test_bad_config_is_a_value_error_naming_the_value(overrides, message):
 def test_classifier_needs_a_positive_number_of_classes():
     with pytest.raises(ValueError, match=r"num_classes must be a positive int .* got 0"):
         zoo.build("bart", task="classifier", num_classes=0)
+
+
+def test_a_tokenizer_with_other_special_ids_is_refused_naming_the_fields():
+    from zoo.preprocessing import WordPieceTokenizer, preprocessor_for
+
+    tokenizer = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])
+    model = zoo.build("bart", task="classifier", num_classes=2)  # BART's <pad>=1, </s>=2
+    with pytest.raises(ValueError, match=re.escape(
+            "build the model with end_token_id=3, decoder_start_token_id=3, pad_token_id=0.")):
+        preprocessor_for(model, tokenizer)
+    model = zoo.build("bart", task="classifier", num_classes=2, end_token_id=3,
+                      decoder_start_token_id=3, pad_token_id=0)
+    x = preprocessor_for(model, tokenizer, sequence_length=6)(("a", "a a"))
+    # [CLS] a [SEP] [SEP] a [SEP]: the second text cut to fit, its end kept
+    assert x["token_ids"].numpy().tolist() == [2, 5, 3, 3, 5, 3]
+    assert sorted(x) == ["padding_mask", "token_ids"]

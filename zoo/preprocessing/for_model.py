@@ -46,8 +46,8 @@ def preprocessor_for(model, tokenizer=None, sequence_length=None, **kwargs):
         sequence_length: for text tasks; `min(128, max_sequence_length)` when None (384 for
             question answering).
         **kwargs: passed to the preprocessor (`mask_rate`, `augment`, `mean`, `std`, ...),
-            over what the backbone's `preprocessor_arguments(task)` asks for, if it has
-            that method (BART: `<s> ... </s>` and its decoder start).
+            over what the backbone's `preprocessor_arguments(task, tokenizer)` asks for, if
+            it has that method (BART: `<s> ... </s>` and its decoder start).
 
     Raises ValueError for a backbone, an unknown task, a missing tokenizer, a vocabulary or
     length the model cannot take.
@@ -85,7 +85,7 @@ def preprocessor_for(model, tokenizer=None, sequence_length=None, **kwargs):
     # A family's own packing (BART's `<s> ... </s>`, its decoder start), where it has one.
     family_arguments = getattr(model.backbone, "preprocessor_arguments", None)
     if family_arguments is not None:
-        kwargs = {**family_arguments(task), **kwargs}
+        kwargs = {**family_arguments(task, tokenizer), **kwargs}
     if task == "classifier":
         return _text_classifier(tokenizer, sequence_length, model, **kwargs)
     return TEXT_PREPROCESSORS[task](tokenizer, sequence_length, **kwargs)
