@@ -50,6 +50,7 @@ def with_tokenizer(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_marian_matches_the_reference_and_round_trips(tmp_path):
     model = zoo.from_pretrained(REFERENCE / "marian")
     assert isinstance(model, Seq2SeqLM)
