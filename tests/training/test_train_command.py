@@ -29,6 +29,8 @@ RUNS = {
     "t5-seq2seq_lm": ["t5", "--dataset", "gettext_translations/de", "--split", "train[:300]",
                       "--validation-split", "test[:16]", *TEXT],
     "bert-question_answering": ["bert", "--dataset", "squad_sample/v2.0", *TEXT],
+    "bart-seq2seq_lm": ["bart", "--dataset", "gettext_translations/de", "--split", "train[:300]",
+                        "--validation-split", "test[:16]", *TEXT],
 }
 
 
@@ -81,6 +83,31 @@ def test_evaluate_reports_the_task_figures(trained, capsys):
     results = json.loads((out / "results.json").read_text())
     scores = results["conll_sample:test"]
     assert 0.0 <= scores["entity_f1"] <= 1.0 and 0.0 <= scores["accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_bart_from_train_to_evaluate_export_verify_generate_and_attention(trained, capsys):
+    """BART from scratch: its special ids are the learned tokenizer's, and every command runs."""
+    out, _ = trained("bart-seq2seq_lm")
+    model = runs.load_model(out)
+    tokenizer, config = model.preprocessor.tokenizer, model.backbone.config
+    assert (config.end_token_id, config.decoder_start_token_id, config.pad_token_id) == (
+        tokenizer.end_id, tokenizer.end_id, model.preprocessor.pad_id)
+    assert kt("evaluate", out, "--max-examples", "8") == 0
+    assert "bleu" in json.loads((out / "results.json").read_text())[
+        "gettext_translations/de:test"]
+    assert kt("export", out, "--to", "savedmodel,tflite") == 0
+    assert kt("verify", out, "--examples", "4") == 0
+    report = json.loads((out / "export" / "verify.json").read_text())
+    assert [c["kind"] for c in report["checks"]] == ["savedmodel", "tflite"]
+    assert all(c["max_abs_diff"] < 1e-5 for c in report["checks"])
+    capsys.readouterr()
+    assert kt("generate", out, "--prompt", "the file", "--max-new-tokens", "4") == 0
+    assert capsys.readouterr().out.strip() == model.generate("the file", 4).strip()
+    assert kt("attention", out, "--text", "the file", "--target", "die Datei", "--layer", "1",
+              "--out", out / "attention") == 0
+    assert sorted(p.name for p in (out / "attention").glob("*_heads.png")) == [
+        "cross_layer_1_heads.png", "decoder_layer_1_heads.png", "encoder_layer_1_heads.png"]
 
 
 @pytest.mark.slow
