@@ -40,7 +40,6 @@ def test_every_family_and_task_float32_equals_keras(case, tmp_path):
 @pytest.mark.parametrize("family,task,arguments", [
     ("bert", "classifier", {"num_classes": 3}),
     ("t5", "seq2seq_lm", {}),
-    ("transformer", "seq2seq_lm", {}),
     ("vit", "classifier", {"num_classes": 3}),
 ])
 def test_quantized_variants_stay_close(family, task, arguments, tmp_path):
