@@ -11,7 +11,7 @@ block's: an `EncoderBlock`'s attention is `"encoder"`, a `DecoderBlock`'s self a
 |---|---|
 | BERT | `"encoder"` (self attention over the tokens) |
 | GPT (GPT-2, Llama) | `"decoder"` (causal self attention) |
-| T5 | `"encoder"`, `"decoder"` (causal self attention), `"cross"` (decoder over encoder) |
+| T5, BART | `"encoder"`, `"decoder"` (causal self attention), `"cross"` (decoder over encoder) |
 | ViT | `"encoder"` over the class token (first) and the patches, row by row |
 
 Every row is a probability distribution over the keys: padded keys get weight 0, and a causal
@@ -49,7 +49,8 @@ def attention_maps(model, inputs):
             a backbone.
         inputs: what the model takes: for text models the dict its preprocessor makes
             (`token_ids`, `padding_mask`, BERT's `segment_ids`; T5's `encoder_*` and
-            `decoder_*`), extra entries (`mask_positions`) ignored; for ViT the images
+            `decoder_*`; BART's classifier reads `token_ids` with both stacks: its
+            `backbone_inputs`), extra entries (`mask_positions`) ignored; for ViT the images
             `[batch, height, width, channels]` of its `image_shape`.
 
     Returns:
@@ -74,6 +75,9 @@ def trace(model, inputs):
             f"attention_maps takes a zoo model (bert, gpt, t5, vit), got a "
             f"{type(model).__name__}."
         )
+    to_backbone = getattr(model, "backbone_inputs", None)  # a task that feeds it otherwise
+    if to_backbone is not None and isinstance(inputs, dict) and set(model.input) <= set(inputs):
+        inputs = {k: np.asarray(v) for k, v in to_backbone(inputs).items()}
     x = _checked_inputs(backbone, inputs)
     layers = attention_layers(backbone)
     with recording_scores(layer for _, layer in layers):

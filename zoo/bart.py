@@ -356,11 +356,7 @@ class BartClassifier(Task):
         dtype = backbone.build_dtype
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input((None,), dtype="int32", name="padding_mask")
-        outputs = backbone({
-            "encoder_token_ids": token_ids, "encoder_padding_mask": padding_mask,
-            "decoder_token_ids": shift_right(token_ids, c.decoder_start_token_id),
-            "decoder_padding_mask": ops.ones_like(padding_mask),
-        })
+        outputs = backbone(read_twice(token_ids, padding_mask, c.decoder_start_token_id))
         hidden = outputs["decoder_sequence_output"]  # [batch, length, hidden_dim]
         last = last_token_of(token_ids, c.end_token_id, padding_mask)
         pooled = ops.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
@@ -370,8 +366,22 @@ class BartClassifier(Task):
                          outputs=logits, backbone=backbone, **kwargs)
         self.num_classes, self.dropout = num_classes, dropout
 
+    def backbone_inputs(self, inputs):
+        """The backbone's inputs for the classifier's `{token_ids, padding_mask}` (what
+        `zoo.attention_maps` feeds the backbone)."""
+        return read_twice(inputs["token_ids"], inputs["padding_mask"],
+                          self.backbone.config.decoder_start_token_id)
+
     def task_config(self):
         return {"num_classes": self.num_classes, "dropout": self.dropout}
+
+
+def read_twice(token_ids, padding_mask, decoder_start_token_id):
+    """The classifier's text for both stacks: the encoder's as it is, the decoder's shifted
+    right behind `decoder_start_token_id`, with no decoder padding mask (as the reference)."""
+    return {"encoder_token_ids": token_ids, "encoder_padding_mask": padding_mask,
+            "decoder_token_ids": shift_right(token_ids, decoder_start_token_id),
+            "decoder_padding_mask": ops.ones_like(padding_mask)}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

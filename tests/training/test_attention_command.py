@@ -104,6 +104,22 @@ def test_t5_writes_encoder_decoder_and_cross_pictures(tmp_path, tokenizer, capsy
 
 
 @pytest.mark.slow
+def test_bart_classifier_shows_its_text_read_by_both_stacks(tmp_path, capsys):
+    """BART's classifier reads its text with the encoder and, shifted behind `</s>`, with the
+    decoder: three kinds of maps, each stack's layers counted apart."""
+    model = zoo.from_pretrained(REFERENCE / "bart_classifier")
+    path = saved(model, tmp_path / "bart.keras", tokenizer=False)
+    out = tmp_path / "out"
+    assert kt(path, "--text", "hello world", "--layer", "2", "--out", out) == 2
+    assert "2 encoder layers" in capsys.readouterr().err
+    assert kt(path, "--text", "hello world", "--layer", "0", "--out", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{kind}_layer_0{suffix}.png" for kind in ("encoder", "decoder", "cross")
+        for suffix in ("", "_heads"))
+    assert_picture(out / "cross_layer_0_heads.png", heads_figure_inches(3))
+
+
+@pytest.mark.slow
 def test_vit_writes_maps_and_the_rollout_over_the_image(tmp_path):
     model = zoo.build("vit", task="classifier", num_classes=2)
     path = saved(model, tmp_path / "vit.keras")

@@ -232,3 +232,20 @@ def test_a_tokenizer_with_other_special_ids_is_refused_naming_the_fields():
     # [CLS] a [SEP] [SEP] a [SEP]: the second text cut to fit, its end kept
     assert x["token_ids"].numpy().tolist() == [2, 5, 3, 3, 5, 3]
     assert sorted(x) == ["padding_mask", "token_ids"]
+
+
+def test_attention_maps_of_the_classifier_are_its_backbone_reading_the_text_twice():
+    model = zoo.build("bart", task="classifier", num_classes=2)
+    ids = np.array([[0, 5, 6, 2, 1]], "int32")
+    mask = np.array([[1, 1, 1, 1, 0]], "int32")
+    maps = zoo.attention_maps(model, {"token_ids": ids, "padding_mask": mask})
+    assert {kind: len(layers) for kind, layers in maps.items()} == {
+        "encoder": 2, "decoder": 3, "cross": 3}
+    again = zoo.attention_maps(model.backbone, {
+        "encoder_token_ids": ids, "encoder_padding_mask": mask,
+        "decoder_token_ids": np.array([[2, 0, 5, 6, 2]], "int32"),
+        "decoder_padding_mask": np.ones_like(mask)})
+    for kind in maps:
+        for ours, theirs in zip(maps[kind], again[kind], strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+    assert maps["cross"][0][..., 4].max() == 0.0  # the padded source token

@@ -123,7 +123,7 @@ def text_inputs(model, text, target, source, context=None):
     if isinstance(backbone, ViTBackbone):
         raise ValueError(f"{source} is an image model (ViT): give --image FILE, not --text.")
     preprocessor = text_preprocessor(model, source)
-    is_seq2seq = "encoder_token_ids" in backbone.input
+    is_seq2seq = "encoder_token_ids" in model.input
     if target is not None and not is_seq2seq:
         raise ValueError("--target is for encoder-decoder models (T5); this model reads one "
                          "text: drop --target.")
@@ -140,9 +140,11 @@ def text_inputs(model, text, target, source, context=None):
     x = {name: value.numpy() for name, value in x.items()}
     x = trim_padding(x)
     tokenizer = preprocessor.tokenizer
-    if is_seq2seq:
-        labels = {"encoder": tokens(tokenizer, x["encoder_token_ids"][0]),
-                  "decoder": tokens(tokenizer, x["decoder_token_ids"][0])}
+    # What each stack reads: BART's classifier gives its text to both (`backbone_inputs`).
+    stacks = model.backbone_inputs(x) if hasattr(model, "backbone_inputs") else x
+    if "encoder_token_ids" in stacks:
+        labels = {stack: tokens(tokenizer, stacks[f"{stack}_token_ids"][0])
+                  for stack in ("encoder", "decoder")}
     else:
         kind = "encoder" if "segment_ids" in backbone.input else "decoder"
         labels = {kind: tokens(tokenizer, x["token_ids"][0])}
