@@ -311,9 +311,10 @@ def shift_right(token_ids, start_id):
 def last_token_of(token_ids, token_id, padding_mask):
     """Position of the last `token_id` in each row; the last real token in a row without one.
 
-    >>> import numpy as np
-    >>> last_token_of(np.array([[0, 5, 2, 2, 1], [0, 7, 1, 1, 1]]), 2,
-    ...               np.array([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])).tolist()
+    >>> import keras, numpy as np
+    >>> positions = last_token_of(np.array([[0, 5, 2, 2, 1], [0, 7, 1, 1, 1]]), 2,
+    ...                           np.array([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]]))
+    >>> keras.ops.convert_to_numpy(positions).tolist()
     [3, 1]
     """
     positions = ops.cumsum(ops.ones_like(token_ids, dtype="int32"), axis=1)  # 1, 2, ...
