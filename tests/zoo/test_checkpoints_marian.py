@@ -39,14 +39,13 @@ def inputs(prefix="", outputs=OUTPUTS):
             for ours, theirs in names.items()}
 
 
-def with_tokenizer(tmp_path):
+def with_tokenizer(tmp_path, target="botchan_en_unigram_1000.model"):
     """The fixture with its SentencePiece models: botchan's unigram model as `source.spm` and
-    `target.spm` (from `make data`, not committed), `vocab.json` committed."""
+    `target.spm` (from `make data`, not committed; `target` another), `vocab.json` committed."""
     folder = tmp_path / "marian"
     shutil.copytree(REFERENCE / "marian", folder)
-    spm = paths.data_file("sentencepiece", "botchan_en_unigram_1000.model")
-    for name in ("source.spm", "target.spm"):
-        shutil.copy(spm, folder / name)
+    for name, model in (("source.spm", "botchan_en_unigram_1000.model"), ("target.spm", target)):
+        shutil.copy(paths.data_file("sentencepiece", model), folder / name)
     return folder
 
 
@@ -129,6 +128,27 @@ def test_the_folders_tokenizer_is_hugging_faces_marian_tokenizer(tmp_path):
     assert tokenizer("a name to study").numpy().tolist() == [vocabulary["▁a"], 1,
                                                             vocabulary["▁to"], 1]
     assert tokenizer.detokenize([vocabulary["▁a"], 1, 0]).numpy() == "a \u2047".encode()
+
+
+def test_training_pairs_are_hugging_faces_labels_and_targets_use_target_spm(tmp_path):
+    """Teacher forcing as Hugging Face's `text_target` labels shifted right behind `<pad>`;
+    targets are cut by `target.spm` (here botchan's BPE model, sources by its unigram one)."""
+    model = zoo.from_pretrained(with_tokenizer(tmp_path))
+    preprocessor = model.preprocessor
+    preprocessor.decoder_sequence_length = 7
+    x, y, weights = preprocessor((["This is a test.", "a"], ["Nothing was said.", "home"]))
+    expected = OUTPUTS["input_decoder_input_ids"]
+    np.testing.assert_array_equal(x["decoder_token_ids"].numpy(), expected)
+    np.testing.assert_array_equal(y.numpy(), OUTPUTS["input_target_input_ids"])
+    assert weights.numpy().sum(axis=1).tolist() == [7, 2]
+
+    (tmp_path / "bpe").mkdir()
+    bpe = zoo.from_pretrained(with_tokenizer(tmp_path / "bpe", "botchan_en_bpe_1000.model"))
+    tokenizer = bpe.preprocessor.tokenizer
+    source, target = tokenizer("Nothing was said."), tokenizer.tokenize_target("Nothing was said.")
+    assert source.numpy().tolist() != target.numpy().tolist()
+    _, y, _ = bpe.preprocessor(("a", "Nothing was said."))
+    assert y.numpy()[:len(target) + 1].tolist() == [*target.numpy().tolist(), 0]
 
 
 def test_embedding_copies_and_position_tables_are_read(tmp_path):

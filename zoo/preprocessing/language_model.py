@@ -154,7 +154,8 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
     The encoder gets `source [end]`; the target is `target [end]` (each cut to its length, the
     end kept); the decoder gets `[decoder_start] target[:-1]`, `y` is the target and
     `sample_weight` 1 where it is real. With `add_start_token` both are `[start] ... [end]`
-    (BART's: the decoder then reads `</s> <s> target`).
+    (BART's: the decoder then reads `</s> <s> target`). A tokenizer with a `tokenize_target`
+    method cuts the targets with it (Marian's `target.spm`).
 
     Args:
         tokenizer: a tokenizer with an end id.
@@ -205,7 +206,8 @@ class Seq2SeqLMPreprocessor(TextPreprocessor):
             inputs["decoder_padding_mask"] = start
             return unbatch(inputs, scalar)
         target, _ = as_strings(target)
-        target_ids = self._tokenize(target)
+        tokenize_target = getattr(self.tokenizer, "tokenize_target", self.tokenizer)
+        target_ids = tf.cast(tokenize_target(target), tf.int32)
         target_dense, _, _ = pack([target_ids], length, self.start_id, self.end_id,
                                   self.pad_id)
         special = 1 + self.add_start_token
