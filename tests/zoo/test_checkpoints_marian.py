@@ -120,6 +120,9 @@ def test_the_folders_tokenizer_is_hugging_faces_marian_tokenizer(tmp_path):
                                   expected * mask)
     assert [t.decode() for t in tokenizer.detokenize(expected).numpy()] == \
         [str(s) for s in OUTPUTS["input_decoded"]]
+    again = type(tokenizer).from_config(tokenizer.get_config())  # as a .keras file keeps it
+    assert again(sources).to_list() == tokenizer(sources).to_list()
+    assert again.get_vocabulary() == tokenizer.get_vocabulary()
     targets = tokenizer.tokenize_target(["Nothing was said.", "home"]).to_list()
     assert [[*row, 0] for row in targets] == \
         [row[:row.index(0) + 1] for row in OUTPUTS["input_target_input_ids"].tolist()]
