@@ -241,7 +241,8 @@ def beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, lengt
     best finished hypothesis.
     """
     beams, early_stopping = settings.sampler.num_beams, settings.sampler.early_stopping
-    candidates = max(2, 1 + len(settings.stop_token_ids)) * beams  # >= beams that go on
+    # Enough candidates that `beams` of them do not end in a stop token.
+    candidates = max(2, 1 + len(settings.stop_token_ids)) * beams
     batch = ops.shape(prompt)[0]
     row_lengths, row_last = lengths, lengths + max_new_tokens - 1
     prompt, lengths = ops.repeat(prompt, beams, axis=0), ops.repeat(lengths, beams, axis=0)
