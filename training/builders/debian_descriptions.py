@@ -124,14 +124,14 @@ def split_of(source):
 class DebianDescriptions(LocalBuilder):
     """Summarization: the long descriptions of Debian's packages (`document`, median 46 words)
     with the one-line synopsis their maintainers wrote (`summary`, median 7 words), as TFDS
-    `xsum` names them, and the package name (`id`, as in `cnn_dailymail`). Read from the English description lists
-    that `apt-get update -o Acquire::Languages=en` writes to `/var/lib/apt/lists/` (all of
-    them: main, updates, security). Long descriptions of fewer than 15 words are left out,
-    and a long description or a synopsis that an earlier package (in name order) already has
-    is dropped, so siblings that share one count once. The splits (about 80% train, 10%
-    validation, 10% test) go by a hash of the source package, so a source's binary packages
-    never cross splits. The counts follow the archive's state at the last `apt-get update`:
-    the project's machine image gives them in tests/training/test_datasets.py."""
+    `xsum` names them, and the package name (`id`, as in `cnn_dailymail`). Read from the
+    English description lists that `apt-get update -o Acquire::Languages=en` writes to
+    `/var/lib/apt/lists/` (all of them: main, updates, security). Long descriptions of fewer
+    than 15 words are left out, and a long description or a synopsis that an earlier package
+    (in name order) already has is dropped, so siblings that share one count once. The splits
+    (about 80% train, 10% validation, 10% test) go by a hash of the source package, so a
+    source's binary packages never cross splits. The counts follow the archive's state at the
+    last `apt-get update`: tests/training/test_datasets.py gives those of 2026-12-07."""
 
     VERSION = tfds.core.Version("1.0.0")
     HOMEPAGE = "https://www.debian.org/doc/debian-policy/ch-controlfields.html#description"
