@@ -301,7 +301,7 @@ def reference_cases(name):
     """The prompts of `generate.npz` (see tests/fixtures/make_reference.py) and its cases:
     `generate`'s options and HF's new tokens."""
     stored = np.load(REFERENCE / name / "generate.npz")
-    if name.startswith("t5"):
+    if "encoder_token_ids" in stored:
         prompts = {"encoder_token_ids": stored["encoder_token_ids"],
                    "encoder_padding_mask": stored["encoder_padding_mask"]}
     else:
@@ -322,7 +322,7 @@ def reference_cases(name):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="checkpoints load under TF")
-@pytest.mark.parametrize("name", ["gpt2", "llama", "t5", "t5_v1_1"])
+@pytest.mark.parametrize("name", ["gpt2", "llama", "t5", "t5_v1_1", "bart"])
 @pytest.mark.slow
 def test_greedy_and_beam_search_equal_the_references_generate(name):
     """Padded batches, 8 new tokens, an end token the model produces (rows end early),
