@@ -27,7 +27,7 @@ self attention cache is `[1, layers, 2, max_length, kv_heads, head_dim]` (keys a
     decode(token_id int32 [1, 1], cache, index int32 []) -> logits [1, vocab], cache
 
     seq2seq LM (`prefill` runs the encoder once, then the decoder start token,
-    the preprocessor's `decoder_start_id` or 0, at position 0):
+    `zoo.generation.decoder_start_id_of(model)`, at position 0):
     prefill(encoder_token_ids int32 [1, encoder_length],
             encoder_padding_mask int32 [1, encoder_length])
         -> logits [1, vocab] (of the first new token), cache,

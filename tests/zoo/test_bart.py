@@ -249,3 +249,10 @@ def test_attention_maps_of_the_classifier_are_its_backbone_reading_the_text_twic
         for ours, theirs in zip(maps[kind], again[kind], strict=True):
             np.testing.assert_array_equal(ours, theirs)
     assert maps["cross"][0][..., 4].max() == 0.0  # the padded source token
+
+
+def test_decoding_starts_from_the_end_token_without_a_preprocessor():
+    from zoo.generation import decoder_start_id_of
+
+    assert decoder_start_id_of(zoo.build("bart", task="seq2seq_lm")) == END
+    assert decoder_start_id_of(zoo.build("t5", task="seq2seq_lm")) == 0

@@ -229,8 +229,12 @@ def default_stop_token_ids(model, chat=False):
 
 
 def decoder_start_id_of(model):
-    """The id a `Seq2SeqLM`'s decoder starts from: its preprocessor's, else 0 (T5's)."""
+    """The id a `Seq2SeqLM`'s decoder starts from: its preprocessor's, else its config's
+    `decoder_start_token_id` (BART's `</s>`), else 0 (T5's)."""
     start_id = getattr(getattr(model, "preprocessor", None), "decoder_start_id", None)
+    if start_id is None:
+        config = getattr(getattr(model, "backbone", None), "config", None)
+        start_id = getattr(config, "decoder_start_token_id", None)
     return 0 if start_id is None else int(start_id)
 
 
@@ -299,7 +303,7 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
             token ids: a list of lists (or a ragged tensor) of prompts, or a dict with
             `token_ids` and `padding_mask` (right-padded); a `Seq2SeqLM` takes the source
             (`encoder_token_ids`, `encoder_padding_mask`) and starts its decoder with the
-            preprocessor's `decoder_start_id` (0, T5's, without one).
+            preprocessor's `decoder_start_id` (without one: `decoder_start_id_of`).
         max_new_tokens: tokens to add to each prompt (> 0). A prompt that does not fit the
             model's context with them is cut from the left, with a warning.
         sampler: one of `SAMPLERS`.
