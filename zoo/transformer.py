@@ -80,6 +80,9 @@ class TransformerConfig:
         layer_norm_epsilon: float. Of every LayerNorm (1e-5, torch's default).
         scale_embedding: bool. Multiply token embeddings by `sqrt(hidden_dim)` (the paper,
             section 3.4, and opus-mt; `scale_embedding`).
+        decoder_start_token_id: int or None. The decoder's first token when the model has no
+            preprocessor to say it (a Marian checkpoint's `decoder_start_token_id`, its
+            `<pad>`); None leaves it to the preprocessor (else 0).
 
     Example:
 
@@ -100,6 +103,7 @@ class TransformerConfig:
     activation_dropout: float = 0.0
     layer_norm_epsilon: float = 1e-5
     scale_embedding: bool = True
+    decoder_start_token_id: int | None = None
 
     def __post_init__(self):
         check_positive(self, "vocabulary_size", "num_layers", "num_heads", "hidden_dim",
@@ -126,6 +130,10 @@ class TransformerConfig:
         if not self.layer_norm_epsilon > 0:
             raise ValueError(f"TransformerConfig.layer_norm_epsilon must be positive, got "
                              f"{self.layer_norm_epsilon!r}.")
+        start = self.decoder_start_token_id
+        if start is not None and not (isinstance(start, int) and 0 <= start < self.vocabulary_size):
+            raise ValueError(f"TransformerConfig.decoder_start_token_id must be None or an id in "
+                             f"[0, {self.vocabulary_size}), got {start!r}.")
         if not isinstance(self.scale_embedding, bool):
             raise ValueError(f"TransformerConfig.scale_embedding must be True or False, got "
                              f"{self.scale_embedding!r}.")

@@ -14,7 +14,7 @@ import zoo
 from tests.training.test_attention_command import assert_picture, kt
 from tests.zoo.test_attention_maps import assert_probabilities
 from tests.zoo.test_checkpoints_t5_vit import copy_fixture, run, set_config, shapes
-from zoo import paths
+from zoo import generation, paths
 from zoo.attention_maps import trace
 from zoo.attention_plots import heads_figure_inches
 from zoo.seq2seq import Seq2SeqLM
@@ -57,6 +57,7 @@ def test_marian_matches_the_reference_and_round_trips(tmp_path):
     assert (config.num_layers, config.decoder_depth, config.num_heads) == (2, 3, 3)
     assert (config.activation, config.scale_embedding, config.max_sequence_length) == \
         ("silu", True, 40)
+    assert generation.decoder_start_id_of(model) == 994  # <pad>, with no tokenizer files
     x = inputs()
     logits = run(model, x)
     real = x["decoder_padding_mask"].astype(bool)

@@ -142,6 +142,7 @@ def test_the_papers_sizes_have_its_parameter_counts(size, paper, expected):
         ({"activation": "swiglu"}, "activation='swiglu' is unknown"),
         ({"attention_dropout": 1.0}, "attention_dropout must be in [0, 1), got 1.0"),
         ({"scale_embedding": 1}, "scale_embedding must be True or False, got 1"),
+        ({"decoder_start_token_id": 1024}, "must be None or an id in [0, 1024), got 1024"),
         ({"d_model": 64}, "Unknown transformer config field(s) ['d_model']"),
     ],
 )

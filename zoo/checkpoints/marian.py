@@ -14,7 +14,8 @@ Transformer does not have.
 
 Token ids are the checkpoint's: `</s>` ends a sequence and `<pad>` pads and starts the
 decoder (opus-mt: `pad_token_id == decoder_start_token_id == vocab_size - 1`), which the
-tokenizer of the folder (`zoo.preprocessing.MarianTokenizer`) gives the preprocessor.
+tokenizer of the folder (`zoo.preprocessing.MarianTokenizer`) gives the preprocessor; the
+config keeps `decoder_start_token_id` for a folder without tokenizer files.
 """
 
 import numpy as np
@@ -86,6 +87,7 @@ def from_hf_config(hf):
         "attention_dropout": float(hf.get("attention_dropout", 0.0)),
         "activation_dropout": float(hf.get("activation_dropout", 0.0)),
         "scale_embedding": bool(hf.get("scale_embedding", False)),
+        "decoder_start_token_id": hf.get("decoder_start_token_id", vocabulary - 1),
     }
     return fields, task, {}
 
@@ -103,6 +105,7 @@ def to_hf_config(model):
             f"Marian's LayerNorms use epsilon 1e-5, this Transformer {c.layer_norm_epsilon}: "
             "Hugging Face would compute other numbers. Save it as .keras instead.")
     pad = c.vocabulary_size - 1
+    start = pad if c.decoder_start_token_id is None else c.decoder_start_token_id
     return {
         "architectures": [TASK_ARCHITECTURES[task]],
         "model_type": "marian",
@@ -127,7 +130,7 @@ def to_hf_config(model):
         "use_cache": True,
         # opus-mt's conventions: `</s>` is 0, `<pad>` the last id and the decoder's start.
         "pad_token_id": pad,
-        "decoder_start_token_id": pad,
+        "decoder_start_token_id": start,
         "eos_token_id": 0,
         "forced_eos_token_id": None,
     }
