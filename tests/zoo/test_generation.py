@@ -322,7 +322,7 @@ def reference_cases(name):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="checkpoints load under TF")
-@pytest.mark.parametrize("name", ["gpt2", "llama", "t5", "t5_v1_1", "bart"])
+@pytest.mark.parametrize("name", ["gpt2", "llama", "t5", "t5_v1_1", "bart", "marian"])
 @pytest.mark.slow
 def test_greedy_and_beam_search_equal_the_references_generate(name):
     """Padded batches, 8 new tokens, an end token the model produces (rows end early),
