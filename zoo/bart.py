@@ -42,7 +42,7 @@ from keras_transformers import (
 from keras_transformers.feedforward import ACTIVATIONS
 from keras_transformers.initializers import truncated_normal
 from zoo.backbone import Backbone
-from zoo.config import Family, check_heads_divide, check_positive
+from zoo.config import Family, check_forced_ids, check_heads_divide, check_positive
 from zoo.heads import BiasAdd
 from zoo.seq2seq import Seq2SeqLM
 from zoo.task import Task
@@ -78,6 +78,10 @@ class BartConfig:
             (2), and the token its decoder starts from (`</s>`); the classifier shifts the
             source right behind `decoder_start_token_id` and pools at the last
             `end_token_id`.
+        forced_bos_token_id, forced_eos_token_id: int or None. The token `generate` forces
+            as the first new one and as the last one a request allows (Hugging Face's
+            generation settings of the same names: bart-large-cnn forces `<s>` and `</s>`);
+            None forces nothing.
 
     >>> BartConfig(num_heads=5)   # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -100,6 +104,8 @@ class BartConfig:
     pad_token_id: int = 1
     end_token_id: int = 2
     decoder_start_token_id: int = 2
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | None = None
 
     def __post_init__(self):
         check_positive(self, "vocabulary_size", "num_layers", "num_heads", "hidden_dim",
@@ -125,6 +131,7 @@ class BartConfig:
             if not isinstance(value, int) or not 0 <= value < self.vocabulary_size:
                 raise ValueError(f"BartConfig.{name}={value!r} is not an id of the vocabulary "
                                  f"[0, {self.vocabulary_size}); BART uses <pad>=1, </s>=2.")
+        check_forced_ids(self)
 
     @property
     def decoder_depth(self):

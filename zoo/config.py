@@ -38,6 +38,19 @@ def check_positive(config, *names):
             )
 
 
+def check_forced_ids(config):
+    """Raise a `ValueError` unless `forced_bos_token_id` and `forced_eos_token_id` are None or
+    ids of the vocabulary (what `generate` forces at the first and last new token)."""
+    for name in ("forced_bos_token_id", "forced_eos_token_id"):
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value < config.vocabulary_size):
+            raise ValueError(
+                f"{type(config).__name__}.{name}={value!r} is not an id of the vocabulary "
+                f"[0, {config.vocabulary_size}); use None to force nothing."
+            )
+
+
 def check_heads_divide(config, width_name="hidden_dim"):
     """Raise a `ValueError` unless `num_heads` divides the width (and `num_kv_heads` the heads)."""
     width, heads = getattr(config, width_name), config.num_heads

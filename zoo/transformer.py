@@ -43,7 +43,7 @@ from keras_transformers import (
 )
 from keras_transformers.feedforward import ACTIVATIONS
 from zoo.backbone import Backbone
-from zoo.config import Family, check_heads_divide, check_positive
+from zoo.config import Family, check_forced_ids, check_heads_divide, check_positive
 from zoo.heads import BiasAdd
 from zoo.seq2seq import Seq2SeqLM
 
@@ -83,6 +83,10 @@ class TransformerConfig:
         decoder_start_token_id: int or None. The decoder's first token when the model has no
             preprocessor to say it (a Marian checkpoint's `decoder_start_token_id`, its
             `<pad>`); None leaves it to the preprocessor (else 0).
+        forced_bos_token_id, forced_eos_token_id: int or None. The token `generate` forces
+            as the first new one and as the last one a request allows (Hugging Face's
+            generation settings of the same names: opus-mt forces `</s>`); None forces
+            nothing.
 
     Example:
 
@@ -104,6 +108,8 @@ class TransformerConfig:
     layer_norm_epsilon: float = 1e-5
     scale_embedding: bool = True
     decoder_start_token_id: int | None = None
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | None = None
 
     def __post_init__(self):
         check_positive(self, "vocabulary_size", "num_layers", "num_heads", "hidden_dim",
@@ -134,6 +140,7 @@ class TransformerConfig:
         if start is not None and not (isinstance(start, int) and 0 <= start < self.vocabulary_size):
             raise ValueError(f"TransformerConfig.decoder_start_token_id must be None or an id in "
                              f"[0, {self.vocabulary_size}), got {start!r}.")
+        check_forced_ids(self)
         if not isinstance(self.scale_embedding, bool):
             raise ValueError(f"TransformerConfig.scale_embedding must be True or False, got "
                              f"{self.scale_embedding!r}.")

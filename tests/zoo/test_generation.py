@@ -338,6 +338,36 @@ def test_greedy_and_beam_search_equal_the_references_generate(name):
         assert generated == expected, options
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="checkpoints load under TF")
+@pytest.mark.parametrize("name", ["bart", "marian"])
+@pytest.mark.slow
+def test_forced_first_and_last_tokens_equal_the_references_generate(name):
+    """bart-large-cnn's forced `<s>` first and end token last (`forced_bos_token_id`,
+    `forced_eos_token_id`), greedy and 4 beams, against HF's `generate`; the config's own
+    values are what `"auto"` uses."""
+    model = zoo.from_pretrained(REFERENCE / name)
+    stored = np.load(REFERENCE / name / "forced.npz")
+    sources = dict(np.load(REFERENCE / name / "generate.npz"))
+    prompts = {k: sources[k] for k in ("encoder_token_ids", "encoder_padding_mask")}
+    bos, eos = int(stored["forced_bos_token_id"]), int(stored["forced_eos_token_id"])
+    for beams, options in [(1, {}), (4, dict(sampler="beam", num_beams=4))]:
+        expected = [[t for t in row if t >= 0] for row in stored[f"tokens_beams{beams}"].tolist()]
+        generated = model.generate(prompts, 8, stop_token_ids=[eos], forced_bos_token_id=bos,
+                                   forced_eos_token_id=eos, **options)
+        rows = [row[:int(m.sum())].tolist() for row, m in
+                zip(generated["token_ids"], generated["padding_mask"], strict=True)]
+        assert rows == expected, beams
+        assert all(row[0] == bos for row in rows)
+        if beams == 1:
+            assert any(len(row) == 8 and row[-1] == eos for row in rows)  # forced at the end
+    # "auto" (the default) reads the model's config.
+    forcing = zoo.from_pretrained(REFERENCE / name, forced_bos_token_id=bos,
+                                  forced_eos_token_id=eos)
+    generated = forcing.generate(prompts, 8, stop_token_ids=[eos], sampler="beam", num_beams=4)
+    assert [row[:int(m.sum())].tolist() for row, m in
+            zip(generated["token_ids"], generated["padding_mask"], strict=True)] == rows
+
+
 def repeats(sequence, n):
     """Whether an n-gram occurs twice in `sequence`."""
     grams = [tuple(sequence[i:i + n]) for i in range(len(sequence) - n + 1)]

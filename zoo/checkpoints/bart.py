@@ -78,6 +78,9 @@ def from_hf_config(hf):
         "pad_token_id": hf.get("pad_token_id", 1),
         "end_token_id": hf.get("eos_token_id", 2),
         "decoder_start_token_id": hf.get("decoder_start_token_id", 2),
+        # Hugging Face's BartConfig forces </s> at the last step unless told otherwise.
+        "forced_bos_token_id": hf.get("forced_bos_token_id"),
+        "forced_eos_token_id": hf.get("forced_eos_token_id", 2),
     }
     task_arguments = {}
     if task == "classifier":
@@ -118,9 +121,8 @@ def to_hf_config(model):
         "bos_token_id": 0,
         "eos_token_id": c.end_token_id,
         "decoder_start_token_id": c.decoder_start_token_id,
-        # Generation as the zoo's: nothing forced at the first or last step.
-        "forced_bos_token_id": None,
-        "forced_eos_token_id": None,
+        "forced_bos_token_id": c.forced_bos_token_id,
+        "forced_eos_token_id": c.forced_eos_token_id,
     }
     if task == "classifier":
         config.update(label_maps(model.num_classes), classifier_dropout=model.dropout)

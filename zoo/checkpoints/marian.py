@@ -88,6 +88,9 @@ def from_hf_config(hf):
         "activation_dropout": float(hf.get("activation_dropout", 0.0)),
         "scale_embedding": bool(hf.get("scale_embedding", False)),
         "decoder_start_token_id": hf.get("decoder_start_token_id", vocabulary - 1),
+        # Hugging Face's MarianConfig forces </s> (0) at the last step unless told otherwise.
+        "forced_bos_token_id": hf.get("forced_bos_token_id"),
+        "forced_eos_token_id": hf.get("forced_eos_token_id", 0),
     }
     return fields, task, {}
 
@@ -132,7 +135,8 @@ def to_hf_config(model):
         "pad_token_id": pad,
         "decoder_start_token_id": start,
         "eos_token_id": 0,
-        "forced_eos_token_id": None,
+        "forced_bos_token_id": c.forced_bos_token_id,
+        "forced_eos_token_id": c.forced_eos_token_id,
     }
 
 

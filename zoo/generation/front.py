@@ -238,6 +238,24 @@ def decoder_start_id_of(model):
     return 0 if start_id is None else int(start_id)
 
 
+def forced_ids(model, forced_bos_token_id, forced_eos_token_id, vocabulary_size):
+    """`(forced_bos_token_id, forced_eos_token_id)`, each an id or None; `"auto"` reads the
+    field of that name of the model's config (None where it has none)."""
+    config = getattr(getattr(model, "backbone", None), "config", None)
+    resolved = []
+    for name, value in [("forced_bos_token_id", forced_bos_token_id),
+                        ("forced_eos_token_id", forced_eos_token_id)]:
+        if isinstance(value, str) and value == "auto":
+            value = getattr(config, name, None)
+        if value is not None and (not isinstance(value, (int, np.integer))
+                                  or isinstance(value, bool)
+                                  or not 0 <= value < vocabulary_size):
+            raise ValueError(f"{name} must be None, 'auto' or an id in [0, {vocabulary_size}), "
+                             f"got {value!r}.")
+        resolved.append(None if value is None else int(value))
+    return tuple(resolved)
+
+
 def pad_id_of(model):
     """The id that pads prompts and finished rows: the preprocessor's, else 0."""
     preprocessor = getattr(model, "preprocessor", None)
@@ -291,7 +309,7 @@ def prepare(model, inputs, max_new_tokens, sampler, temperature, top_k, top_p, n
 def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top_k=50,
              top_p=0.9, num_beams=4, length_penalty=1.0, stop_token_ids="auto",
              min_new_tokens=0, seed=None, min_length=0, no_repeat_ngram_size=0,
-             early_stopping=False):
+             early_stopping=False, forced_bos_token_id="auto", forced_eos_token_id="auto"):
     """Continue prompts with a `CausalLM` or `Seq2SeqLM` (see `zoo.generation`).
 
     Args:
@@ -326,6 +344,10 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
             tokens (Hugging Face's `min_length`). 0: off.
         no_repeat_ngram_size: n > 0 bans any token that would repeat an n-gram of the
             sequence (the prompt, or the start token, included). 0: off.
+        forced_bos_token_id, forced_eos_token_id: a token forced as each row's first new
+            token, and as the last one `max_new_tokens` allows (Hugging Face's settings of
+            those names); `"auto"`: the model config's (a BART or Marian checkpoint's), else
+            none; None: none.
 
     Returns:
         What came in: strings (one string for one prompt or conversation: the assistant's
@@ -350,7 +372,9 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
     early_stopping = early_stopping if early_stopping == "never" else bool(early_stopping)
     settings = Settings(sampler_for(sampler, top_k, num_beams, early_stopping),
                         width + max_new_tokens, stop_token_ids, int(min_new_tokens), pad_id,
-                        int(min_length), int(no_repeat_ngram_size))
+                        int(min_length), int(no_repeat_ngram_size),
+                        *forced_ids(model, forced_bos_token_id, forced_eos_token_id,
+                                    decoding.vocabulary_size))
     max_new_tokens = int(max_new_tokens)
 
     def run(prompt, lengths, extras, temperature, top_k, top_p, length_penalty, seed):
@@ -391,7 +415,7 @@ def detokenize(tokenizer, rows):
 
 def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top_k=50,
            top_p=0.9, stop_token_ids="auto", seed=None, min_new_tokens=0, min_length=0,
-           no_repeat_ngram_size=0):
+           no_repeat_ngram_size=0, forced_bos_token_id="auto", forced_eos_token_id="auto"):
     """Yield the new token ids of one prompt as they are chosen (for printing as they come).
 
     The same prefill, step, samplers and bans as `generate` (not beam search), each step a
@@ -412,12 +436,15 @@ def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top
     (row,) = request.rows
     settings = Settings(sampler_for(sampler, top_k), len(row) + max_new_tokens, stop_token_ids,
                         int(min_new_tokens), pad_id_of(model), int(min_length),
-                        int(no_repeat_ngram_size))
+                        int(no_repeat_ngram_size),
+                        *forced_ids(model, forced_bos_token_id, forced_eos_token_id,
+                                    decoding.vocabulary_size))
     parameters = (np.float32(temperature), np.int32(top_k), np.float32(top_p))
     lengths = np.array([len(row)], "int32")
+    last = lengths + max_new_tokens - 1
 
     def pick(logits, tokens, index, temperature, top_k, top_p, seed):
-        logits = next_logits(logits, index, lengths, settings, tokens)
+        logits = next_logits(logits, index, lengths, settings, tokens, last)
         step_seed = ops.cast(seed, "int32") + ops.stack([0, index])
         token = choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
         return token, ops.slice_update(tokens, [0, index], ops.expand_dims(token, 1))

@@ -40,6 +40,7 @@ from zoo.generation.samplers import (
     ban_repeats,
     ban_stops,
     choose,
+    force_token,
     is_stop,
 )
 
@@ -137,6 +138,8 @@ class Settings:
     pad_id: int = 0
     min_length: int = 0
     no_repeat_ngram_size: int = 0
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | None = None
 
 
 def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperature, top_k,
@@ -184,16 +187,22 @@ def start(decoding, settings, prompt, lengths, max_new_tokens, extras):
     return tokens, logits, state, first, last, ops.max(last) + 1
 
 
-def next_logits(logits, index, lengths, settings, tokens=None):
+def next_logits(logits, index, lengths, settings, tokens=None, last=None):
     """float32 `logits [rows, vocabulary]` (or log-probabilities) of the token at `index`, with
     what `settings` bans at -inf: stop tokens in rows shorter than `min_new_tokens` /
-    `min_length`, and tokens that would repeat an n-gram of `tokens [rows, max_length]`."""
+    `min_length`, and tokens that would repeat an n-gram of `tokens [rows, max_length]`; then
+    the forced tokens: `forced_bos_token_id` as each row's first new token, and
+    `forced_eos_token_id` at its `last` position (`[rows]`, the last a request allows)."""
     logits = ops.cast(logits, "float32")
     if (settings.min_new_tokens or settings.min_length) and settings.stop_token_ids:
         young = index < ops.maximum(lengths + settings.min_new_tokens, settings.min_length)
         logits = ban_stops(logits, young, settings.stop_token_ids)
     if settings.no_repeat_ngram_size and settings.no_repeat_ngram_size <= settings.max_length:
         logits = ban_repeats(logits, tokens, index, settings.no_repeat_ngram_size)
+    if settings.forced_bos_token_id is not None:
+        logits = force_token(logits, index == lengths, settings.forced_bos_token_id)
+    if settings.forced_eos_token_id is not None and last is not None:
+        logits = force_token(logits, index == last, settings.forced_eos_token_id)
     return logits
 
 
@@ -207,7 +216,7 @@ def sample_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, tem
         return ops.logical_and(index < end, ops.logical_not(ops.all(done)))
 
     def body(index, tokens, done, logits, state):
-        logits = next_logits(logits, index, lengths, settings, tokens)
+        logits = next_logits(logits, index, lengths, settings, tokens, last)
         step_seed = seed + ops.stack([0, index])
         chosen = choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
         in_prompt = index < lengths
@@ -247,8 +256,8 @@ def beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, lengt
     row_lengths, row_last = lengths, lengths + max_new_tokens - 1
     prompt, lengths = ops.repeat(prompt, beams, axis=0), ops.repeat(lengths, beams, axis=0)
     extras = keras.tree.map_structure(lambda x: ops.repeat(x, beams, axis=0), extras)
-    tokens, logits, state, first, _, end = start(decoding, settings, prompt, lengths,
-                                                 max_new_tokens, extras)
+    tokens, logits, state, first, last, end = start(decoding, settings, prompt, lengths,
+                                                    max_new_tokens, extras)
     width = tokens.shape[1]
     initial = np.full(beams, UNBORN_BEAM, "float32")
     initial[0] = 0.0
@@ -263,7 +272,7 @@ def beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras, lengt
     def body(index, tokens, logits, state, running, kept, kept_scores, kept_full, open_rows):
         vocabulary = logits.shape[-1]
         log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        log_probs = next_logits(log_probs, index, lengths, settings, tokens)
+        log_probs = next_logits(log_probs, index, lengths, settings, tokens, last)
         totals = ops.expand_dims(running, -1) + ops.reshape(log_probs, (batch, beams, vocabulary))
         top, flat = ops.top_k(ops.reshape(totals, (batch, beams * vocabulary)), candidates)
         flat = ops.cast(flat, "int32")

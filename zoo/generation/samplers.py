@@ -144,6 +144,14 @@ def ban_stops(logits, young, stop_token_ids):
     return ops.where(banned, IMPOSSIBLE, logits)
 
 
+def force_token(logits, rows, token_id):
+    """In rows where `rows` is True, -inf on every token but `token_id` (which gets 0), as
+    Hugging Face's forced BOS / EOS processors; other rows unchanged."""
+    forced = np.full(logits.shape[-1], IMPOSSIBLE, "float32")
+    forced[token_id] = 0.0
+    return ops.where(ops.expand_dims(rows, -1), ops.convert_to_tensor(forced), logits)
+
+
 def ban_repeats(logits, tokens, index, size):
     """-inf on each token that would end an n-gram (n = `size`) already in `tokens[:, :index]`
     (`tokens [rows, max_length]`, `index` a scalar): Hugging Face's `no_repeat_ngram_size`."""
