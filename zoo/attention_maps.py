@@ -72,7 +72,7 @@ def trace(model, inputs):
     backbone = getattr(model, "backbone", model)
     if not isinstance(backbone, Backbone):
         raise ValueError(
-            f"attention_maps takes a zoo model (bert, gpt, t5, vit), got a "
+            f"attention_maps takes a zoo model (a family of zoo.names()), got a "
             f"{type(model).__name__}."
         )
     to_backbone = getattr(model, "backbone_inputs", None)  # a task that feeds it otherwise

@@ -7,7 +7,8 @@ HELP = "train a model on a dataset into a run folder (running it again resumes t
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="a zoo family: bert, gpt, t5, vit (kt models)")
+    parser.add_argument("model", help="a zoo family (kt models lists them): bart, bert, "
+                                      "gpt, t5, transformer, vit")
     parser.add_argument("--dataset", required=True, help="a dataset name, e.g. digits, fortunes")
     parser.add_argument("--out", required=True, help="the run folder, e.g. runs/vit-digits")
     parser.add_argument("--size", default="tiny", help="a preset of the family (default tiny)")
