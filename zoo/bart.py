@@ -44,7 +44,7 @@ from keras_transformers.initializers import truncated_normal
 from zoo.backbone import Backbone
 from zoo.config import Family, check_forced_ids, check_heads_divide, check_positive
 from zoo.heads import BiasAdd
-from zoo.seq2seq import Seq2SeqLM
+from zoo.seq2seq import Seq2SeqLM, run_decoder_layers
 from zoo.task import Task
 
 PACKAGE = "zoo"
@@ -237,20 +237,9 @@ class BartBackbone(Backbone):
         """
         start = 0 if cache is None else cache_index
         x = self.embed("decoder", token_ids, start_index=start, training=training)
-        if cache is None:
-            for layer in self.decoder_layers:
-                x = layer(x, encoder_outputs, padding_mask=padding_mask,
-                          encoder_padding_mask=encoder_padding_mask, training=training)
-            return x
-        layer_caches = []
-        for i, layer in enumerate(self.decoder_layers):
-            x, layer_cache = layer(
-                x, padding_mask=padding_mask, encoder_padding_mask=encoder_padding_mask,
-                cache=cache[:, i], cache_index=cache_index,
-                cross_attention_cache=cross_attention_cache[:, i], training=training,
-            )
-            layer_caches.append(layer_cache)
-        return x, ops.stack(layer_caches, axis=1)
+        return run_decoder_layers(
+            self.decoder_layers, x, encoder_outputs, encoder_padding_mask, padding_mask, cache,
+            cache_index, cross_attention_cache, training=training)
 
     # --- what `zoo.seq2seq.Seq2SeqLM` asks of an encoder-decoder backbone ---
 

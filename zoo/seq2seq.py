@@ -34,6 +34,33 @@ from zoo.task import GenerativeTask
 PACKAGE = "zoo"
 
 
+def run_decoder_layers(layers, x, encoder_outputs=None, encoder_padding_mask=None,
+                       padding_mask=None, cache=None, cache_index=None,
+                       cross_attention_cache=None, attention_bias=None, training=None):
+    """A decoder stack's blocks on embedded tokens `x`, for every family's `decode`.
+
+    Without `cache`: returns `[batch, length, hidden_dim]`. With `cache`
+    (`[batch, layers, 2, max_length, heads, head_dim]`), `cache_index` and
+    `cross_attention_cache`: returns the new tokens' hidden states and the updated cache.
+    `attention_bias` (T5's relative positions) goes to every block.
+    """
+    if cache is None:
+        for layer in layers:
+            x = layer(x, encoder_outputs, padding_mask=padding_mask,
+                      encoder_padding_mask=encoder_padding_mask, attention_bias=attention_bias,
+                      training=training)
+        return x
+    layer_caches = []
+    for i, layer in enumerate(layers):
+        x, layer_cache = layer(
+            x, padding_mask=padding_mask, encoder_padding_mask=encoder_padding_mask,
+            attention_bias=attention_bias, cache=cache[:, i], cache_index=cache_index,
+            cross_attention_cache=cross_attention_cache[:, i], training=training,
+        )
+        layer_caches.append(layer_cache)
+    return x, ops.stack(layer_caches, axis=1)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Seq2SeqLM(GenerativeTask):
     """Sequence to sequence language modelling: next-token logits of the decoder.

@@ -23,7 +23,6 @@ Example:
 from dataclasses import dataclass
 
 import keras
-from keras import ops
 
 from keras_transformers import (
     DecoderBlock,
@@ -36,7 +35,7 @@ from keras_transformers import (
 from keras_transformers.feedforward import ACTIVATIONS
 from zoo.backbone import Backbone
 from zoo.config import Family, check_positive
-from zoo.seq2seq import Seq2SeqLM
+from zoo.seq2seq import Seq2SeqLM, run_decoder_layers
 
 PACKAGE = "zoo"
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
@@ -236,21 +235,12 @@ class T5Backbone(Backbone):
             bias = self.decoder_relative_position_bias(x)
         else:  # the new tokens' rows of the bias over every cache position
             bias = self.decoder_relative_position_bias(x, cache[:, 0, 0], query_start=cache_index)
-        layer_caches = []
-        for i, layer in enumerate(self.decoder_layers):
-            if cache is None:
-                x = layer(x, encoder_outputs, padding_mask=padding_mask,
-                          encoder_padding_mask=encoder_padding_mask, attention_bias=bias,
-                          training=training)
-            else:
-                x, layer_cache = layer(
-                    x, padding_mask=padding_mask, encoder_padding_mask=encoder_padding_mask,
-                    attention_bias=bias, cache=cache[:, i], cache_index=cache_index,
-                    cross_attention_cache=cross_attention_cache[:, i], training=training,
-                )
-                layer_caches.append(layer_cache)
+        x = run_decoder_layers(
+            self.decoder_layers, x, encoder_outputs, encoder_padding_mask, padding_mask, cache,
+            cache_index, cross_attention_cache, attention_bias=bias, training=training)
+        x, cache = (x, None) if cache is None else x
         x = self.dropout_layer(self.decoder_final_norm(x), training=training)
-        return x if cache is None else (x, ops.stack(layer_caches, axis=1))
+        return x if cache is None else (x, cache)
 
     # --- what `zoo.seq2seq.Seq2SeqLM` asks of an encoder-decoder backbone ---
 

@@ -32,7 +32,6 @@ Example:
 from dataclasses import dataclass
 
 import keras
-from keras import ops
 
 from keras_transformers import (
     DecoderBlock,
@@ -45,7 +44,7 @@ from keras_transformers.feedforward import ACTIVATIONS
 from zoo.backbone import Backbone
 from zoo.config import Family, check_forced_ids, check_heads_divide, check_positive
 from zoo.heads import BiasAdd
-from zoo.seq2seq import Seq2SeqLM
+from zoo.seq2seq import Seq2SeqLM, run_decoder_layers
 
 PACKAGE = "zoo"
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids",
@@ -277,19 +276,9 @@ class TransformerBackbone(Backbone):
         """
         x = self.embed(token_ids, start_index=0 if cache is None else cache_index,
                        training=training)
-        layer_caches = []
-        for i, layer in enumerate(self.decoder_layers):
-            if cache is None:
-                x = layer(x, encoder_outputs, padding_mask=padding_mask,
-                          encoder_padding_mask=encoder_padding_mask, training=training)
-            else:
-                x, layer_cache = layer(
-                    x, padding_mask=padding_mask, encoder_padding_mask=encoder_padding_mask,
-                    cache=cache[:, i], cache_index=cache_index,
-                    cross_attention_cache=cross_attention_cache[:, i], training=training,
-                )
-                layer_caches.append(layer_cache)
-        return x if cache is None else (x, ops.stack(layer_caches, axis=1))
+        return run_decoder_layers(
+            self.decoder_layers, x, encoder_outputs, encoder_padding_mask, padding_mask, cache,
+            cache_index, cross_attention_cache, training=training)
 
     # --- what `zoo.seq2seq.Seq2SeqLM` asks of an encoder-decoder backbone ---
 
