@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import zoo
-from training import datasets, distribute, pipelines
+from training import datasets, distribute, pipelines, recipes
 from zoo.config import field_names
 
 # What each role set of pipelines.FEATURES can feed.
@@ -126,6 +126,9 @@ def check_settings(settings):
     fraction("--warmup-ratio", settings.warmup_ratio)
     fraction("--label-smoothing", settings.label_smoothing)
     existing_model("--from-pretrained", settings.from_pretrained)
+    if settings.recipe is not None and settings.recipe not in recipes.NAMED:
+        raise ValueError(f"--recipe {settings.recipe!r} is unknown. Recipes: "
+                         f"{sorted(recipes.NAMED)}.")
     writable_folder("--out", settings.out)
     if settings.strategy is not None and settings.strategy not in distribute.NAMES:
         raise ValueError(f"--strategy: unknown strategy {settings.strategy!r}. Choose one of "

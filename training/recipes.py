@@ -122,19 +122,25 @@ def transformer_paper(hidden_dim=512, warmup_steps=4000):
 # The paper's decoding (section 6.1), as `generate` arguments: `model.generate(x, n,
 # **PAPER_GENERATION)`, `kt evaluate --num-beams 4`.
 PAPER_GENERATION = {"sampler": "beam", "num_beams": 4, "length_penalty": 0.6}
-# Named recipes beside the per-task defaults.
-NAMED = {"transformer_paper": transformer_paper()}
+# Named recipes beside the per-task defaults: name -> a function of the model's width
+# (`kt train --recipe transformer_paper`).
+NAMED = {"transformer_paper": transformer_paper}
 # From pretrained weights: BERT's fine-tuning range.
 FINE_TUNING_LEARNING_RATE = 5e-5
 
 
-def recipe_for(task, pretrained=False, **changes):
-    """The default recipe of `task` (a fine-tuning learning rate when `pretrained`), with
-    `changes` replacing fields."""
+def recipe_for(task, pretrained=False, name=None, hidden_dim=None, **changes):
+    """The default recipe of `task` (a fine-tuning learning rate when `pretrained`), or the
+    recipe `name` of `NAMED` for a model of width `hidden_dim`, with `changes` replacing
+    fields (None values are ignored)."""
     if task not in RECIPES:
         raise ValueError(f"Unknown task {task!r}. Tasks: {sorted(RECIPES)}.")
     recipe = RECIPES[task]
-    if pretrained:
+    if name is not None:
+        if name not in NAMED:
+            raise ValueError(f"Unknown recipe {name!r}. Recipes: {sorted(NAMED)}.")
+        recipe = NAMED[name](hidden_dim=hidden_dim) if hidden_dim else NAMED[name]()
+    elif pretrained:
         recipe = dataclasses.replace(recipe, learning_rate=FINE_TUNING_LEARNING_RATE)
     unknown = set(changes) - {f.name for f in dataclasses.fields(Recipe)}
     if unknown:

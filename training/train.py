@@ -55,8 +55,10 @@ class TrainSettings:
             `split`), a split, or None for none.
         epochs, batch_size: as `model.fit`'s.
         steps_per_epoch: stop each epoch after this many batches (the data repeats).
+        recipe: a recipe of `training.recipes.NAMED` (`"transformer_paper"`), for the
+            model's width; None: the task's default.
         learning_rate, weight_decay, warmup_ratio, decay, label_smoothing, clipnorm: the
-            recipe's (`training.recipes.Recipe`); None keeps the task's default.
+            recipe's (`training.recipes.Recipe`); None keeps the recipe's value.
         mixed_precision: build the model in `mixed_bfloat16`.
         sequence_length: text: the padded length (`min(128, max_sequence_length)` if None).
         vocabulary_size: text from scratch: the size of the vocabulary learned from `split`.
@@ -88,6 +90,7 @@ class TrainSettings:
     decay: str | None = None
     label_smoothing: float | None = None
     clipnorm: float | None = None
+    recipe: str | None = None
     mixed_precision: bool = False
     sequence_length: int | None = None
     vocabulary_size: int = 8000
@@ -188,7 +191,8 @@ def train(settings, overwrite=False, verbose=1, restart=False, notify=None):
             val_data = pipelines.pipeline(model, settings.dataset, val_split,
                                           settings.batch_size)
         recipe = recipes.recipe_for(
-            task, pretrained=bool(settings.from_pretrained),
+            task, pretrained=bool(settings.from_pretrained), name=settings.recipe,
+            hidden_dim=getattr(model.backbone.config, "hidden_dim", None),
             learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
             warmup_ratio=settings.warmup_ratio, decay=settings.decay,
             label_smoothing=settings.label_smoothing, clipnorm=settings.clipnorm,

@@ -26,7 +26,7 @@ def test_schedule_round_trips_through_its_config():
 
 def test_the_transformer_papers_recipe_is_its_formula_and_its_adam():
     """Vaswani et al. (2017), equation (3): d ** -0.5 * min(step ** -0.5, step * 4000 ** -1.5)."""
-    recipe = recipes.NAMED["transformer_paper"]
+    recipe = recipes.recipe_for("seq2seq_lm", name="transformer_paper")
     rate = recipes.schedule(recipe, total_steps=100)  # the schedule ignores the total
     steps = [1, 400, 4000, 4001, 16000, 100000]
     expected = [512**-0.5 * min(s**-0.5, s * 4000**-1.5) for s in steps]
@@ -39,6 +39,12 @@ def test_the_transformer_papers_recipe_is_its_formula_and_its_adam():
     assert (adam.weight_decay, adam.global_clipnorm) == (0.0, None)
     assert model.loss.label_smoothing == 0.1
     assert recipes.PAPER_GENERATION == {"sampler": "beam", "num_beams": 4, "length_penalty": 0.6}
+    # By name, for a model's width, with a field changed (kt train --recipe ... --lr ...).
+    narrow = recipes.recipe_for("seq2seq_lm", name="transformer_paper", hidden_dim=128,
+                                label_smoothing=0.2, learning_rate=None)
+    assert (narrow.learning_rate, narrow.label_smoothing) == (128**-0.5 * 4000**-0.5, 0.2)
+    with pytest.raises(ValueError, match="Unknown recipe 'paper'. Recipes: "):
+        recipes.recipe_for("seq2seq_lm", name="paper")
 
 
 def test_weight_decay_skips_biases_and_norms():

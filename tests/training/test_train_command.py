@@ -183,6 +183,8 @@ def test_another_run_in_the_folder_is_refused_unless_overwrite(trained, tmp_path
     (["t5", "--dataset", "digits"], "'digits' holds images and 't5' reads text: train vit on "
      "it, or t5 on --dataset botchan/chapters, "),
     (["vit", "--dataset", "digits", "--set", "num_layers"], "--set takes FIELD=VALUE"),
+    (["transformer", "--dataset", "gettext_translations/de", "--recipe", "paper"],
+     "--recipe 'paper' is unknown. Recipes: ['transformer_paper']."),
 ])
 def test_bad_input_names_the_problem_and_what_fits(arguments, message, tmp_path, capsys):
     assert kt("train", *arguments, *TINY, "--out", tmp_path / "run") == 2

@@ -27,6 +27,10 @@ def add_arguments(parser):
     parser.add_argument("--decay", choices=["cosine", "linear", "constant"])
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--clipnorm", type=float)
+    parser.add_argument("--recipe", metavar="NAME",
+                        help="a named recipe instead of the task's (transformer_paper: Adam "
+                             "0.9/0.98/1e-9, 4,000 warmup steps, inverse square root decay, "
+                             "label smoothing 0.1); the flags above change its fields")
     parser.add_argument("--mixed-precision", action="store_true", help="train in bfloat16")
     parser.add_argument("--sequence-length", type=int)
     parser.add_argument("--vocabulary-size", type=int, default=8000,
@@ -77,7 +81,7 @@ def settings_from(args):
         epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, decay=args.decay, label_smoothing=args.label_smoothing,
-        clipnorm=args.clipnorm, mixed_precision=args.mixed_precision,
+        clipnorm=args.clipnorm, recipe=args.recipe, mixed_precision=args.mixed_precision,
         sequence_length=args.sequence_length, vocabulary_size=args.vocabulary_size,
         from_pretrained=args.from_pretrained, lora_rank=args.lora_rank,
         overrides=dict(parse_override(o) for o in args.overrides),
