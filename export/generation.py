@@ -63,6 +63,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from export.archive import write_archive
 from export.input_checks import check_values, nan_rows, screened
 from zoo import generation
 from zoo.validation import Limit, input_limits
@@ -197,7 +198,7 @@ def tflite_decoder(model, prompt_length=None, max_length=None, *, encoder_length
             archive.track(layer)
         archive.add_endpoint("prefill", prefill)
         archive.add_endpoint("decode", decode)
-        archive.write_out(folder, verbose=False)
+        write_archive(archive, folder)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantize is not None:

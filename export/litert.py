@@ -48,6 +48,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from export.archive import write_archive
 from export.input_checks import nan_rows, screened
 from export.signatures import model_input_specs, named_outputs, structure, task_of
 from zoo.files import write_bytes
@@ -105,7 +106,7 @@ def tflite(model, path, quantize=None, representative_data=None, int8_float_ops=
         archive.track(model)
         archive.add_endpoint("serving_default", _model_fn(model, list(specs)),
                              input_signature=list(specs.values()))
-        archive.write_out(folder, verbose=False)
+        write_archive(archive, folder)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             folder, signature_keys=["serving_default"])
         _configure(converter, quantize, representative_data, specs)

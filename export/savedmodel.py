@@ -28,6 +28,7 @@ from pathlib import Path
 import keras
 
 from export import generation, layout, warmup
+from export.archive import write_archive
 from export.signatures import endpoints, task_of
 from export.warmup import signatures
 from zoo.lora import merged_if_lora
@@ -50,7 +51,7 @@ def saved_model(model, base_dir, name=None, version=None, overwrite=False):
         version = layout.next_version(model_dir)
 
     def write(folder):
-        build_archive(model).write_out(folder, verbose=False)
+        write_archive(build_archive(model), folder)
         warmup.write_warmup(folder, name)
 
     path = layout.write_version(model_dir, version, write, overwrite=overwrite)

@@ -57,6 +57,17 @@ def test_every_family_and_task_equals_keras_in_a_fresh_process(exported,
         np.testing.assert_allclose(outputs[name], expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("case", EXPORT_CASES, ids=case_id)
+def test_each_weight_is_stored_once(exported, case):
+    """Keras' ExportArchive saved every weight twice (its Keras variable and the tf.Variable
+    inside); `export.archive.write_archive` keeps one."""
+    model, path = exported[case_id(case)]
+    reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+    stored = sum(int(np.prod(shape)) for shape in reader.get_variable_to_shape_map().values())
+    weights = sum(int(np.prod(v.shape)) for v in model.variables)  # + dropout seeds
+    assert weights <= stored <= weights + 1  # + the save counter
+
+
 def test_layout_and_signatures_per_task(exported):
     names = {key: sorted(warmup.signatures(path)) for key, (_, path) in exported.items()}
     assert names == {
