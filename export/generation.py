@@ -57,6 +57,7 @@ Example:
 True
 """
 
+import dataclasses
 import tempfile
 
 import keras
@@ -97,6 +98,28 @@ def add_generate_signature(archive, model, max_length=None, name="generate"):
                                    generation.pad_id_of(model))
     tokenizer = preprocessor.tokenizer
 
+    def decode_in_bucket(ids, lengths, max_new_tokens, cache_length, extras, temperature,
+                         top_k, top_p, seed):
+        bucket_settings = dataclasses.replace(settings, max_length=cache_length)
+        return generation.decode(decoding, bucket_settings, ids, lengths, max_new_tokens,
+                                 extras, temperature, top_k, top_p, tf.constant(1.0),
+                                 tf.stack([seed, 0]), width=cache_length)
+
+    # XLA, compiled on the first request of each (prompt width, cache length) and kept:
+    # `cache_length` is a compile-time constant of it.
+    decode_in_bucket = tf.function(decode_in_bucket, jit_compile=True, autograph=False)
+
+    def compiled_decode(ids, lengths, max_new_tokens, extras, temperature, top_k, top_p, seed):
+        """`generation.decode` with a cache of the power of two >= the prompt's width + the
+        new tokens (at most `max_length`); the outputs cut to `max_new_tokens`."""
+        needed = tf.cast(tf.shape(ids)[1] + max_new_tokens, tf.float32)
+        cache_length = tf.cast(2.0 ** tf.math.ceil(tf.math.log(needed) / tf.math.log(2.0)),
+                               tf.int32)
+        cache_length = tf.clip_by_value(cache_length, 16, max_length)
+        token_ids, mask = decode_in_bucket(ids, lengths, max_new_tokens, cache_length, extras,
+                                           temperature, top_k, top_p, seed)
+        return token_ids[:, :max_new_tokens], mask[:, :max_new_tokens]
+
     def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed):
         max_new_tokens, temperature, top_k, top_p = check_sampling(
             max_new_tokens, temperature, top_k, top_p, max_length, decoding.vocabulary_size)
@@ -120,10 +143,13 @@ def add_generate_signature(archive, model, max_length=None, name="generate"):
                 ragged, positions >= tf.expand_dims(lengths - room, 1))
             lengths = tf.cast(ragged.row_lengths(), tf.int32)
             tf.debugging.assert_positive(lengths, message="empty prompt: give some text")
+            width = tf.minimum(-(-tf.reduce_max(lengths) // generation.PROMPT_BUCKET)
+                               * generation.PROMPT_BUCKET, room)
             ids = ragged.to_tensor(default_value=settings.pad_id)
-        token_ids, mask = generation.decode(
-            decoding, settings, ids, lengths, max_new_tokens, extras, temperature, top_k, top_p,
-            tf.constant(1.0), tf.stack([seed, 0]))
+            ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]],
+                         constant_values=settings.pad_id)
+        token_ids, mask = compiled_decode(ids, lengths, max_new_tokens, extras, temperature,
+                                          top_k, top_p, seed)
         keep = (mask == 1) & ~generation.is_stop(token_ids, stop_token_ids)
         text = tokenizer.detokenize(tf.ragged.boolean_mask(token_ids, keep))
         return {"text": text, "token_ids": token_ids, "padding_mask": mask}

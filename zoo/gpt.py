@@ -247,7 +247,9 @@ class CausalLM(GenerativeTask):
     def make_cache(self, batch_size, max_length):
         """An empty cache for sequences of up to `max_length` tokens, in the compute dtype."""
         c = self.backbone.config
-        if c.position == "learned" and max_length > c.max_sequence_length:
+        # (`max_length` is a tensor in the exported generate signature, which checks it.)
+        if c.position == "learned" and isinstance(max_length, int) and \
+                max_length > c.max_sequence_length:
             raise ValueError(
                 f"max_length {max_length} exceeds the {c.max_sequence_length} learned "
                 f"positions of this model. Ask for at most {c.max_sequence_length} tokens."

@@ -256,6 +256,33 @@ def test_stream_yields_the_tokens_of_generate():
             expected
 
 
+@pytest.mark.slow
+def test_stream_of_another_prompt_length_with_the_same_total_is_its_own():
+    """The compiled stream functions are shared by equal cache sizes: the prompt's length is
+    an argument of them, not a constant (a 3-token prompt + 5 and a 4-token one + 4 once got
+    the first prompt's positions)."""
+    model = build("gpt", "tiny_llama")
+    for prompt, new in [([5, 9, 2], 5), ([5, 9, 2, 4], 4), ([7], 7)]:
+        assert list(generation.stream(model, prompt, new)) == model.generate([prompt], new)[0]
+
+
+@pytest.mark.parametrize("name", ["gpt", "t5"])
+def test_a_new_max_new_tokens_compiles_once_per_power_of_two(name):
+    """16, then 32 new tokens' room: 5, 9 and 16 share one compiled loop, 17 and 30 another;
+    each answer is the start of the longer ones (greedy)."""
+    model = build(name, "tiny")
+    prompts = {"encoder_token_ids": np.array([[5, 9, 2, 1]]),
+               "encoder_padding_mask": np.array([[1, 1, 1, 1]])} if name == "t5" else [[5, 9, 2]]
+    answers = {}
+    for new in (5, 9, 16, 17, 30):
+        out = model.generate(prompts, new, stop_token_ids=None)
+        answers[new] = out["token_ids"][0].tolist() if name == "t5" else out[0]
+        assert len(answers[new]) == new
+    assert len(generation._COMPILED[model]) == 2
+    for new in (5, 9, 16, 17):
+        assert answers[new] == answers[30][:new]
+
+
 @pytest.mark.slow_once
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tokenizers are TF ops")
 def test_kt_generate_prints_the_continuation(tmp_path, capsys):

@@ -10,7 +10,9 @@
 
 The whole loop is one compiled function (XLA on TensorFlow, `jax.jit` on JAX), kept per model
 and per static setting, so calls with the same shapes do not trace again. Prompt lengths are
-rounded up to a multiple of `PROMPT_BUCKET` for the same reason.
+rounded up to a multiple of `PROMPT_BUCKET`, and the room for new tokens up to a power of two
+(`bucket`), for the same reason: a new `max_new_tokens` compiles again only past the next
+power of two.
 
 Prompts of different lengths share one batch: they are right-padded and decoding starts at
 the shortest one; a row still inside its prompt keeps its prompt token instead of the sampled
@@ -72,6 +74,7 @@ from zoo.generation.loop import (
     Seq2SeqDecoding,
     Settings,
     beam_loop,
+    bucket,
     compiled,
     decode,
     decoding_for,
@@ -107,6 +110,7 @@ __all__ = [
     "ban_repeats",
     "ban_stops",
     "beam_loop",
+    "bucket",
     "causal_request",
     "check_arguments",
     "choose",

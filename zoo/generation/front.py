@@ -8,8 +8,9 @@ prompts as lists of ids (`causal_request`, `seq2seq_request`: text through the a
 preprocessor, chat messages through its chat template, lists of ids, or a dict of padded
 ids and mask), the prompts checked and cut
 from the left to fit the model's context (`fit_context`), and the stop tokens resolved
-(`default_stop_token_ids`). `generate` pads the prompts to a multiple of `PROMPT_BUCKET` (so
-that calls with other prompt lengths do not trace again), runs the compiled loop
+(`default_stop_token_ids`). `generate` pads the prompts to a multiple of `PROMPT_BUCKET` and
+makes room for a power of two of new tokens (`zoo.generation.loop.bucket`), so that calls with
+other prompt lengths or `max_new_tokens` reuse a compiled loop, runs it
 (`zoo.generation.loop.decode`) and gives the answer back in the form the prompts came in
 (`respond`, `detokenize`).
 """
@@ -23,6 +24,7 @@ from keras import ops
 from zoo.generation.loop import (
     Seq2SeqDecoding,
     Settings,
+    bucket,
     compiled,
     decode,
     decoding_for,
@@ -361,8 +363,10 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
     rows = request.rows
     longest = max(len(r) for r in rows)
     width = -(-longest // PROMPT_BUCKET) * PROMPT_BUCKET
+    new_width = bucket(max_new_tokens)  # compiled once per power of two
     if decoding.context is not None:
         width = min(width, decoding.context - max_new_tokens)
+        new_width = min(new_width, decoding.context - width)
     pad_id = pad_id_of(model)
     prompt = np.full((len(rows), width), pad_id, "int32")
     for i, row in enumerate(rows):
@@ -371,25 +375,26 @@ def generate(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, t
 
     early_stopping = early_stopping if early_stopping == "never" else bool(early_stopping)
     settings = Settings(sampler_for(sampler, top_k, num_beams, early_stopping),
-                        width + max_new_tokens, stop_token_ids, int(min_new_tokens), pad_id,
+                        width + new_width, stop_token_ids, int(min_new_tokens), pad_id,
                         int(min_length), int(no_repeat_ngram_size),
                         *forced_ids(model, forced_bos_token_id, forced_eos_token_id,
                                     decoding.vocabulary_size))
     max_new_tokens = int(max_new_tokens)
 
-    def run(prompt, lengths, extras, temperature, top_k, top_p, length_penalty, seed):
+    def run(prompt, lengths, max_new_tokens, extras, temperature, top_k, top_p,
+            length_penalty, seed):
         return decode(decoding, settings, prompt, lengths, max_new_tokens, extras,
-                      temperature, top_k, top_p, length_penalty, seed)
+                      temperature, top_k, top_p, length_penalty, seed, width=new_width)
 
-    function = compiled(model, ("generate", settings, max_new_tokens), run)
+    function = compiled(model, ("generate", settings, new_width), run)
     if seed is None:
         seed = np.random.randint(0, 2**31 - 1)
     token_ids, mask = function(
-        prompt, lengths, request.extras, np.float32(temperature),
+        prompt, lengths, np.int32(max_new_tokens), request.extras, np.float32(temperature),
         np.int32(top_k), np.float32(top_p), np.float32(length_penalty),
         np.array([seed, 0], "int32"))
-    token_ids = np.asarray(ops.convert_to_numpy(token_ids))
-    mask = np.asarray(ops.convert_to_numpy(mask))
+    token_ids = np.asarray(ops.convert_to_numpy(token_ids))[:, :max_new_tokens]
+    mask = np.asarray(ops.convert_to_numpy(mask))[:, :max_new_tokens]
     return respond(model, request, token_ids, mask, stop_token_ids)
 
 
@@ -434,29 +439,34 @@ def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top
         min_new_tokens=min_new_tokens, stop_token_ids=stop_token_ids, one_prompt=True,
         min_length=min_length, no_repeat_ngram_size=no_repeat_ngram_size)
     (row,) = request.rows
-    settings = Settings(sampler_for(sampler, top_k), len(row) + max_new_tokens, stop_token_ids,
+    max_length = len(row) + max_new_tokens
+    if decoding.context is None or bucket(max_length) <= decoding.context:
+        max_length = bucket(max_length)  # compiled once per power of two
+    settings = Settings(sampler_for(sampler, top_k), max_length, stop_token_ids,
                         int(min_new_tokens), pad_id_of(model), int(min_length),
                         int(no_repeat_ngram_size),
                         *forced_ids(model, forced_bos_token_id, forced_eos_token_id,
                                     decoding.vocabulary_size))
-    parameters = (np.float32(temperature), np.int32(top_k), np.float32(top_p))
     lengths = np.array([len(row)], "int32")
-    last = lengths + max_new_tokens - 1
+    # The prompt's length and last position are arguments, not constants of the compiled
+    # functions, which other prompts reuse.
+    parameters = (lengths, lengths + max_new_tokens - 1, np.float32(temperature),
+                  np.int32(top_k), np.float32(top_p))
 
-    def pick(logits, tokens, index, temperature, top_k, top_p, seed):
+    def pick(logits, tokens, index, lengths, last, temperature, top_k, top_p, seed):
         logits = next_logits(logits, index, lengths, settings, tokens, last)
         step_seed = ops.cast(seed, "int32") + ops.stack([0, index])
         token = choose(logits, settings.sampler, temperature, top_k, top_p, step_seed)
         return token, ops.slice_update(tokens, [0, index], ops.expand_dims(token, 1))
 
-    def first(prompt, extras, temperature, top_k, top_p, seed):
+    def first(prompt, extras, lengths, *options):
         tokens, logits, state, index, _, _ = start(decoding, settings, prompt, lengths, 1,
                                                    extras)
-        return (*pick(logits, tokens, index, temperature, top_k, top_p, seed), state)
+        return (*pick(logits, tokens, index, lengths, *options), state)
 
-    def following(token, tokens, state, index, temperature, top_k, top_p, seed):
+    def following(token, tokens, state, index, *options):
         logits, state = decoding.step(token, state, index)
-        return (*pick(logits, tokens, index + 1, temperature, top_k, top_p, seed), state)
+        return (*pick(logits, tokens, index + 1, *options), state)
 
     first = compiled(model, ("stream-first", settings), first)
     following = compiled(model, ("stream-next", settings), following)

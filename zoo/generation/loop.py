@@ -143,8 +143,8 @@ class Settings:
 
 
 def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperature, top_k,
-           top_p, length_penalty, seed):
-    """The generation loop: new tokens `[batch, max_new_tokens]` and their mask.
+           top_p, length_penalty, seed, width=None):
+    """The generation loop: new tokens `[batch, width]` and their mask.
 
     Args:
         decoding: a `CausalLMDecoding` or `Seq2SeqDecoding`.
@@ -155,10 +155,13 @@ def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperat
         extras: the model's other inputs (T5: `encoder_token_ids`, `encoder_padding_mask`).
         temperature, top_p, length_penalty: float32 scalars; `top_k` an int32 scalar (used
             by the `"auto"` sampler only); seed: int32 `[2]`.
+        width: the (static) width of the outputs, at least `max_new_tokens`, which may then
+            be a tensor: one compiled loop serves every `max_new_tokens` up to `width` (see
+            `bucket`). None: `max_new_tokens`, an int.
 
     Returns:
-        `(token_ids, padding_mask)`, int32 `[batch, max_new_tokens]`: each row's new tokens,
-        its stop token included, then padding (mask 0).
+        `(token_ids, padding_mask)`, int32 `[batch, width]`: each row's new tokens, its stop
+        token included, then padding (mask 0).
     """
     prompt = ops.cast(prompt, "int32")
     lengths = ops.cast(lengths, "int32")
@@ -168,12 +171,23 @@ def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperat
     else:
         tokens = sample_loop(decoding, settings, prompt, lengths, max_new_tokens, extras,
                              temperature, top_k, top_p, seed)
-    positions = ops.expand_dims(lengths, 1) + ops.expand_dims(
-        ops.arange(max_new_tokens, dtype="int32"), 0)
+    steps = ops.expand_dims(ops.arange(max_new_tokens if width is None else width,
+                                       dtype="int32"), 0)
+    positions = ops.minimum(ops.expand_dims(lengths, 1) + steps, settings.max_length - 1)
     new = ops.take_along_axis(tokens, positions, axis=1)
     stops = ops.cast(is_stop(new, settings.stop_token_ids), "int32")
-    mask = ops.cast(ops.cumsum(stops, axis=1) - stops == 0, "int32")
+    mask = ops.logical_and(ops.cumsum(stops, axis=1) - stops == 0, steps < max_new_tokens)
+    mask = ops.cast(mask, "int32")
     return ops.where(mask == 1, new, settings.pad_id), mask
+
+
+def bucket(length, smallest=16):
+    """The power of two >= `length` (and >= `smallest`): the sizes compiled loops are made
+    for, so that a new length compiles again only past the next power of two."""
+    size = smallest
+    while size < length:
+        size *= 2
+    return size
 
 
 def start(decoding, settings, prompt, lengths, max_new_tokens, extras):

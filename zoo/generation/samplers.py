@@ -84,8 +84,13 @@ def uniform(shape, seed):
 
 def keep_top_k(logits, top_k):
     """Logits outside the `top_k` largest of each row set to -inf (`top_k` an int or, on
-    TensorFlow, a tensor)."""
-    kth = ops.top_k(logits, top_k)[0][:, -1:]
+    TensorFlow, a tensor >= 1)."""
+    if isinstance(top_k, int):
+        kth = ops.top_k(logits, top_k)[0][:, -1:]
+    else:  # the k-th of the sorted row: XLA compiles one loop for every k
+        ordered = ops.top_k(logits, ops.shape(logits)[-1])[0]
+        position = ops.full((ops.shape(logits)[0], 1), ops.maximum(top_k, 1) - 1, "int32")
+        kth = ops.take_along_axis(ordered, position, axis=1)
     return ops.where(logits < kth, IMPOSSIBLE, logits)
 
 
