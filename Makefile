@@ -71,12 +71,12 @@ demo: install
 
 # Ours against keras-hub (BENCHMARKS.md), then ours under JAX. Timings: run on a quiet machine.
 $(VENV)/.bench: pyproject.toml | $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/pip install --quiet --no-binary llama-cpp-python -e ".[bench]"
 	touch $@
 
 bench: $(VENV)/.bench data
 	$(BIN)/python -m bench
-	KERAS_BACKEND=jax $(BIN)/python -m bench --only training,generation
+	KERAS_BACKEND=jax $(BIN)/python -m bench --only training,generation,decoding
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

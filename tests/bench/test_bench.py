@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import __main__ as cli
-from bench import configs, flops, report
+from bench import configs, flops, report, report_decoding
 from bench import serving as serving_module
 
 
@@ -97,6 +97,39 @@ def test_the_page_shows_ratios_and_goals(tmp_path):
     page = report.markdown(run, findings=findings)
     assert page.endswith("| 4.00 ms | 250x |\n\n## Performance work\n\n"
                          "Dropout: 1.46 s -> 1.06 s a step.\n")
+
+
+def decoding_record(ours, hub=None, savedmodel=None, llama_cpp=None):
+    entry = {"batch_size": 1, "roofline": 50.0,
+             "ours": {"new_tokens_per_second": ours, "roofline_share": ours / 50.0}}
+    if hub:
+        entry["keras_hub"] = {"new_tokens_per_second": hub, "roofline_share": hub / 50.0}
+    if llama_cpp:
+        entry["llama_cpp"] = {"version": "0.3.16", "threads": 2, "decode_tokens_per_s": llama_cpp,
+                              "roofline": 250.0, "roofline_share": llama_cpp / 250.0}
+    return {"model": "SmolLM2.gguf", "prompt_length": 32, "new_tokens": 128,
+            "bandwidth": 25e9, "weight_bytes": 500e6, "gguf_bytes": 100e6,
+            "batches": [entry], "savedmodel": savedmodel}
+
+
+def test_the_decoding_table_gives_roofline_shares_and_goals():
+    served = {"new_tokens": 128, "seconds": 6.0, "keras_seconds": 4.0, "bytes": 510e6,
+              "export_seconds": 80.0, "new_tokens_per_second": 128 / 6.0}
+    quantization = {"new_tokens": 64, "modes": [{"quantize": "dynamic",
+                                                 "new_tokens_per_second": 40.0}]}
+    record = decoding_record(30.0, hub=20.0, savedmodel=served, llama_cpp=60.0)
+    page = "\n".join(report_decoding.decoding_section(record, quantization))
+    assert "| ours: `model.generate` (XLA) | float32 | 1 | 30.0 | 50.0 | 0.60 | 1.50x |" in page
+    assert "| llama.cpp 0.3.16 (2 threads) | Q4_1 | 1 | 60.0 | 250.0 | 0.24 | - |" in page
+    assert "keras-hub's XLA generate at batch 1: 1.50x: **missed**." in page
+    assert "(TFLite dynamic, 40.0 new tokens/s) >= llama.cpp (60.0): 0.67x: **missed**" in page
+    assert "6.00 s against 4.00 s, 1.50x: **missed**. Version folder 510 MB for 500 MB" in page
+    assert "of its roofline (float32) at batch 1: 0.60: **missed**." in page
+    run = {"machine": {"backend": "tensorflow"}, "decoding": record}
+    jax = {"machine": {"backend": "jax"}, "decoding": decoding_record(36.0)}
+    page = report.markdown(run, jax)
+    assert "| ours: `model.generate` (XLA) | float32 | 1 | 36.0 |" in page  # each run's own
+    assert "| SmolLM2.gguf | 1 | 30.0 | 36.0 | 1.20x | met |" in page
 
 
 def test_the_page_is_made_of_the_newest_complete_full_run_of_each_backend(tmp_path):
@@ -194,6 +227,10 @@ def test_quick_run_writes_positive_figures_and_the_page(tmp_path):
     sizes = serving["artifact_bytes"]
     assert sizes["tflite_int8"] < sizes["tflite_fp32"] and sizes["tflite_dynamic"] < \
         sizes["tflite_fp32"]
+    (decoding,) = results["decoding"]["batches"][:1]
+    assert decoding["ours"]["new_tokens_per_second"] > 0 and 0 < decoding["ours"]["roofline_share"]
+    assert decoding["keras_hub"]["new_tokens_per_second"] > 0
+    assert "Decoding a real model: tiny_llama" in page.read_text()
     assert "Training throughput" in page.read_text()
     assert results["fixes"]["dropout"]["numbers"] == 16 * 4 * 128 * 128
     for fix in results["fixes"].values():
