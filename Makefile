@@ -70,13 +70,14 @@ demo: install
 	$(BIN)/kt verify $(DEMO_RUN) --examples 360
 
 # Ours against keras-hub (BENCHMARKS.md), then ours under JAX. Timings: run on a quiet machine.
+# BENCH_ARGS: more flags, e.g. `make bench BENCH_ARGS="--repeats 3"`.
 $(VENV)/.bench: pyproject.toml | $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-binary llama-cpp-python -e ".[bench]"
 	touch $@
 
 bench: $(VENV)/.bench data
-	$(BIN)/python -m bench
-	KERAS_BACKEND=jax $(BIN)/python -m bench --only training,generation,decoding
+	$(BIN)/python -m bench $(BENCH_ARGS)
+	KERAS_BACKEND=jax $(BIN)/python -m bench --only training,generation,decoding $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
