@@ -113,7 +113,8 @@ def markdown(*runs, quantization=None, findings=FINDINGS):
     for run in runs:
         lines += _run_section(run)
     lines += backend_goal(runs)
-    if quantization is not None and all(quantization is not run for run in runs):
+    if quantization is not None and all(quantization["machine"] != run["machine"]
+                                        for run in runs):  # not one of `runs` (read again)
         m = quantization["machine"]
         lines += [f"## Quantized on-device decoding, {m.get('backend', '?')} backend, "
                   f"{m.get('time', '')}", "",

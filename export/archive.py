@@ -14,8 +14,12 @@ Example:
 >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
 >>> archive = keras.export.ExportArchive()
 >>> archive.track(model)
->>> archive.add_endpoint("serve", model.call, input_signature=[tf.TensorSpec([None, 4])])
->>> write_archive(archive, tempfile.mkdtemp())
+>>> _ = archive.add_endpoint("serve", model.call, input_signature=[tf.TensorSpec([None, 4])])
+>>> folder = tempfile.mkdtemp()
+>>> write_archive(archive, folder)
+>>> sorted(shape for name, shape in tf.train.list_variables(folder + "/variables/variables")
+...        if name.endswith("VARIABLE_VALUE") and "save_counter" not in name)  # once each
+[[2], [4, 2]]
 """
 
 import tensorflow as tf

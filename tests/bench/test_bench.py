@@ -149,6 +149,23 @@ def test_the_page_is_made_of_the_newest_complete_full_run_of_each_backend(tmp_pa
     assert report.latest_quantization(tmp_path)["machine"]["time"] == "quantization"
 
 
+def test_a_full_run_with_quantized_decoders_shows_them_once(tmp_path):
+    modes = [{"quantize": None, "bytes": 6e8, "convert_seconds": 90.0,
+              "convert_peak_rss_mb": 9000.0, "new_tokens_per_second": 20.0,
+              "prompts_equal": 4, "agreement": 1.0}]
+    fit = {"family": "gpt", "task": "causal_lm", "jit_compile": True,
+           "ours": {"tokens_per_second": 3000.0, "mfu": 0.5}}
+    run = {"machine": {"backend": "tensorflow", "time": "full"}, "complete": True,
+           "training": [fit], "quantization": {"model": "m.gguf", "prompts": 4, "prompt_length": 32,
+                                            "new_tokens": 64, "modes": modes,
+                                            "keras": {"seconds": 20.0}}}
+    (tmp_path / "20260101-000000-tensorflow.json").write_text(json.dumps(run))
+    runs, quantized = report.latest_runs(tmp_path), report.latest_quantization(tmp_path)
+    assert len(runs) == 1 and quantized is not None
+    page = report.markdown(*runs, quantization=quantized, findings=None)
+    assert page.count("### TFLite decoder of m.gguf") == 1
+
+
 @pytest.mark.slow
 def test_quantized_decoders_are_measured_alone_and_added_to_the_page(tmp_path):
     page = tmp_path / "BENCHMARKS.md"
@@ -176,7 +193,7 @@ def test_quantized_decoders_are_measured_alone_and_added_to_the_page(tmp_path):
 def test_bad_flags_say_what_to_choose(capsys):
     with pytest.raises(SystemExit):
         cli.parse(["--only", "training,speed"])
-    assert "choose among training,generation,serving,fixes" in capsys.readouterr().err
+    assert "choose among training,generation,decoding,serving,fixes" in capsys.readouterr().err
 
 
 @pytest.mark.slow
