@@ -109,13 +109,17 @@ def add_generate_signature(archive, model, max_length=None, name="generate"):
     # `cache_length` is a compile-time constant of it.
     decode_in_bucket = tf.function(decode_in_bucket, jit_compile=True, autograph=False)
 
+    # The cache lengths compiled for: `generation.bucket`'s powers of two, then max_length.
+    cache_lengths = [generation.bucket(1)]
+    while cache_lengths[-1] < max_length:
+        cache_lengths.append(min(2 * cache_lengths[-1], max_length))
+
     def compiled_decode(ids, lengths, max_new_tokens, extras, temperature, top_k, top_p, seed):
-        """`generation.decode` with a cache of the power of two >= the prompt's width + the
-        new tokens (at most `max_length`); the outputs cut to `max_new_tokens`."""
-        needed = tf.cast(tf.shape(ids)[1] + max_new_tokens, tf.float32)
-        cache_length = tf.cast(2.0 ** tf.math.ceil(tf.math.log(needed) / tf.math.log(2.0)),
-                               tf.int32)
-        cache_length = tf.clip_by_value(cache_length, 16, max_length)
+        """`generation.decode` with the smallest of `cache_lengths` that holds the prompt's
+        width + the new tokens; the outputs cut to `max_new_tokens`."""
+        needed = tf.shape(ids)[1] + max_new_tokens
+        smaller = tf.reduce_sum(tf.cast(tf.constant(cache_lengths) < needed, tf.int32))
+        cache_length = tf.gather(cache_lengths, smaller)
         token_ids, mask = decode_in_bucket(ids, lengths, max_new_tokens, cache_length, extras,
                                            temperature, top_k, top_p, seed)
         return token_ids[:, :max_new_tokens], mask[:, :max_new_tokens]

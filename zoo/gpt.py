@@ -248,7 +248,7 @@ class CausalLM(GenerativeTask):
         """An empty cache for sequences of up to `max_length` tokens, in the compute dtype."""
         c = self.backbone.config
         # (`max_length` is a tensor in the exported generate signature, which checks it.)
-        if c.position == "learned" and isinstance(max_length, int) and \
+        if c.position == "learned" and not ops.is_tensor(max_length) and \
                 max_length > c.max_sequence_length:
             raise ValueError(
                 f"max_length {max_length} exceeds the {c.max_sequence_length} learned "

@@ -439,9 +439,9 @@ def stream(model, inputs, max_new_tokens, sampler="greedy", temperature=1.0, top
         min_new_tokens=min_new_tokens, stop_token_ids=stop_token_ids, one_prompt=True,
         min_length=min_length, no_repeat_ngram_size=no_repeat_ngram_size)
     (row,) = request.rows
-    max_length = len(row) + max_new_tokens
-    if decoding.context is None or bucket(max_length) <= decoding.context:
-        max_length = bucket(max_length)  # compiled once per power of two
+    max_length = bucket(len(row) + max_new_tokens)  # compiled once per power of two
+    if decoding.context is not None:
+        max_length = min(max_length, decoding.context)
     settings = Settings(sampler_for(sampler, top_k), max_length, stop_token_ids,
                         int(min_new_tokens), pad_id_of(model), int(min_length),
                         int(no_repeat_ngram_size),
