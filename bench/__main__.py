@@ -227,13 +227,23 @@ def main(argv=None):
         if backend == "tensorflow":
             from bench import fixes
 
+            from bench.real_decoding import load
+
+            model = load(None if args.quick else smollm2_path())
             results["fixes"] = {
                 "dropout": fixes.compare_dropout(repeats=s["repeats"]),
                 "predict": fixes.compare_predict(workloads["bert"], requests=s["requests"]),
+                "lone_row": fixes.compare_lone_row(model, s["decoder_prompt_length"],
+                                                   s["decoding_new_tokens"], s["repeats"]),
+                "savedmodel_size": fixes.compare_savedmodel_size(workloads["bert"]),
             }
+            del model
             for name, record in results["fixes"].items():
-                print(f"fix {name}: Keras {record['keras']['ms']:.2f} ms, "
-                      f"ours {record['ours']['ms']:.2f} ms")
+                before, after = (record.get(k) or record.get(j) for k, j in
+                                 (("before", "keras"), ("after", "ours")))
+                unit = "mb" if "mb" in before else "ms"
+                print(f"fix {name}: before {before[unit]:.2f} {unit}, "
+                      f"after {after[unit]:.2f} {unit}")
         else:
             notes.append("The before/after of the fixes runs under TensorFlow only.")
 

@@ -92,7 +92,8 @@ def compare_fit(w, jit_compile, steps, repeats, keras_hub=True, peak=None):
 
 def compare_pipeline(w, steps, repeats, jit_compile=True, peak=None):
     """Our model trained through `training.pipelines.pipeline` and on the same batches in
-    memory; returns a record with `pipeline` and `in_memory` throughput figures."""
+    memory; returns a record with `pipeline` and `in_memory` throughput figures, and
+    `autotuned`: the pipeline with tf.data's autotuner on, as before its fix."""
     import tensorflow as tf
 
     from training import pipelines
@@ -106,8 +107,11 @@ def compare_pipeline(w, steps, repeats, jit_compile=True, peak=None):
         if w.family == "t5":
             options["decoder_sequence_length"] = w.decoder_length
     # Exactly `steps` batches, so each epoch reads the whole split and the cache fills once.
-    data = pipelines.pipeline(model, dataset_name, f"train[:{steps * w.batch_size}]",
-                              w.batch_size, drop_remainder=True, seed=0, **options)
+    split = f"train[:{steps * w.batch_size}]"
+    data = pipelines.pipeline(model, dataset_name, split, w.batch_size, drop_remainder=True,
+                              seed=0, **options)
+    autotuned = autotuned_pipeline(model, dataset_name, split, w.batch_size,
+                                   drop_remainder=True, seed=0, **options)
     batches = list(data.as_numpy_iterator())
     if len(batches) != steps:
         raise ValueError(f"{dataset_name} gave {len(batches)} batches of {w.batch_size}, not "
@@ -117,6 +121,7 @@ def compare_pipeline(w, steps, repeats, jit_compile=True, peak=None):
     runners = {
         "pipeline": lambda: model.fit(data, epochs=1, shuffle=False, verbose=0),
         "in_memory": fit_once(model, x, y, w.batch_size, sample_weight),
+        "autotuned": lambda: model.fit(autotuned, epochs=1, shuffle=False, verbose=0),
     }
     runs = timing.interleave(runners, repeats)
     record = {"family": w.family, "dataset": dataset_name, "jit_compile": jit_compile,
@@ -125,6 +130,21 @@ def compare_pipeline(w, steps, repeats, jit_compile=True, peak=None):
         record[name] = {**throughput(w, timing.median(seconds) / steps, peak), "runs": seconds}
     release({"ours": model})
     return record
+
+
+def autotuned_pipeline(*args, **kwargs):
+    """`training.pipelines.pipeline` as it was before its fix: tf.data's autotuner on and an
+    autotuned prefetch (the fixes table's "before")."""
+    import tensorflow as tf
+
+    from training import pipelines
+
+    fixed, prefetch = pipelines.fixed_parallelism, pipelines.PREFETCH
+    pipelines.fixed_parallelism, pipelines.PREFETCH = tf.data.Options, tf.data.AUTOTUNE
+    try:
+        return pipelines.pipeline(*args, **kwargs)
+    finally:
+        pipelines.fixed_parallelism, pipelines.PREFETCH = fixed, prefetch
 
 
 def tokenizer_for(dataset_name, vocabulary_size, num_texts=2000):

@@ -81,7 +81,13 @@ def test_the_page_shows_ratios_and_goals(tmp_path):
                                 "tflite_int8": {"1": {"p50_ms": 0.8, "p99_ms": 1.0}}},
                     "artifact_bytes": {"savedmodel": 2_500_000}, "skipped": {}},
         "fixes": {"dropout": {"shape": [16, 4, 128, 128], "numbers": 1048576,
-                              "keras": {"ms": 1000.0}, "ours": {"ms": 4.0}}},
+                              "keras": {"ms": 1000.0}, "ours": {"ms": 4.0}},
+                  "savedmodel_size": {"family": "bert", "before": {"mb": 20.0},
+                                      "after": {"mb": 10.5}}},
+        "pipeline": [{"family": "bert", "dataset": "fortunes", "steps": 8,
+                      "pipeline": {"tokens_per_second": 95.0, "runs": [1.6, 1.7]},
+                      "in_memory": {"tokens_per_second": 100.0, "runs": [1.6]},
+                      "autotuned": {"tokens_per_second": 60.0, "runs": [2.4, 2.6]}}],
     }
     page = report.markdown(run)
     assert "| gpt causal_lm | on | 3,000 | 2,000 | 1.50x | 0.75 | 0.50 | met |" in page
@@ -90,12 +96,15 @@ def test_the_page_shows_ratios_and_goals(tmp_path):
     assert "1.25x faster than fp32: **missed**." in page
     assert "| savedmodel | 2.00 / 3.00 | 2.50 MB |" in page
     assert "Test CPU, 2 cores" in page
-    assert ("| dropout of 1,048,576 numbers, training, XLA | 1000.00 ms | 4.00 ms | 250x |"
-            in page)
+    assert ("| dropout of 1,048,576 numbers, training, XLA (Keras' layer -> ours) | 1,000.00 ms "
+            "| 4.00 ms | 250x |" in page)
+    assert "(Keras' `write_out` -> `write_archive`) | 20.00 MB | 10.50 MB | 1.90x |" in page
+    assert ("| `training.pipelines`, bert workload, per step (tf.data autotuner on -> off) | "
+            "312.50 ms | 206.25 ms | 1.52x |" in page)
     findings = tmp_path / "FINDINGS.md"
     findings.write_text("## Performance work\n\nDropout: 1.46 s -> 1.06 s a step.\n")
     page = report.markdown(run, findings=findings)
-    assert page.endswith("| 4.00 ms | 250x |\n\n## Performance work\n\n"
+    assert page.endswith("| 206.25 ms | 1.52x |\n\n## Performance work\n\n"
                          "Dropout: 1.46 s -> 1.06 s a step.\n")
 
 
@@ -251,4 +260,9 @@ def test_quick_run_writes_positive_figures_and_the_page(tmp_path):
     assert "Training throughput" in page.read_text()
     assert results["fixes"]["dropout"]["numbers"] == 16 * 4 * 128 * 128
     for fix in results["fixes"].values():
-        assert fix["keras"]["ms"] > 0 and fix["ours"]["ms"] > 0
+        before, after = fix.get("before") or fix["keras"], fix.get("after") or fix["ours"]
+        unit = "mb" if "mb" in before else "ms"
+        assert before[unit] > 0 and after[unit] > 0
+    sizes = results["fixes"]["savedmodel_size"]
+    assert sizes["after"]["mb"] < 0.6 * sizes["before"]["mb"]  # each weight once, not twice
+    assert pipe["autotuned"]["tokens_per_second"] > 0

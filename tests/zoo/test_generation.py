@@ -126,6 +126,20 @@ def test_sampling_is_reproducible_with_a_seed_and_reduces_to_greedy_at_the_limit
     assert model.generate(PROMPTS, 6, sampler="top_p", top_p=1e-6, seed=5) == greedy
 
 
+def test_a_lone_prompt_samples_what_it_samples_first_in_a_batch():
+    """A lone row decodes as two rows on TensorFlow (`two_rows_at_least`): its samples must
+    not change, so they equal the first row's in a batch of two with the same seed."""
+    model = build("gpt", "tiny")
+    x = {"token_ids": np.array([[5, 9, 2], [7, 3, 8]], "int32"),
+         "padding_mask": np.ones((2, 3), "int32")}
+    lone = {name: value[:1] for name, value in x.items()}
+    for sampler in ("greedy", "temperature"):
+        both = model.generate(x, 6, sampler=sampler, seed=3)
+        alone = model.generate(lone, 6, sampler=sampler, seed=3)
+        np.testing.assert_array_equal(alone["token_ids"], both["token_ids"][:1])
+        assert alone["token_ids"].shape == (1, 6)
+
+
 @pytest.mark.parametrize("sampler,options", [
     ("temperature", {"temperature": 2.0}),
     ("top_k", {"top_k": 3}),
