@@ -226,7 +226,6 @@ def main(argv=None):
     if "fixes" in args.only:
         if backend == "tensorflow":
             from bench import fixes
-
             from bench.real_decoding import load
 
             model = load(None if args.quick else smollm2_path())
