@@ -61,7 +61,7 @@ def load_model(path=None):
 def prompt_ids(model, prompts, width):
     """Each prompt's ids as `generate` reads them (start token included), cut to at most
     `width` from the left; a model without a tokenizer gets a few fixed id prompts."""
-    from zoo.generation.front import causal_request
+    from zoo.generation.requests import causal_request
 
     if getattr(model, "preprocessor", None) is None:
         return [[5 + i, 9, 2, 7][: width] for i in range(len(prompts))]

@@ -35,7 +35,9 @@ One module per part, their names re-exported here:
 - `loop`: the compiled prefill and decode loop (`CausalLMDecoding`, `Seq2SeqDecoding`,
   `decoding_for`, `Settings`, `decode`, `sample_loop`, `beam_loop`, `compiled`, ...), also
   what the exported `generate` signature runs (`export/generation.py`);
-- `front`: `generate` and `stream`, from prompts (text, lists of ids, a dict) to answers.
+- `requests`: prompts (text, chat messages, lists of ids, a dict) as lists of ids, and the
+  answer given back in their form (`causal_request`, `seq2seq_request`, `respond`, ...);
+- `front`: `generate` and `stream`, from prompts in to answers out.
 
 Example:
 
@@ -53,18 +55,13 @@ Example:
 
 from zoo.generation.front import (
     PROMPT_BUCKET,
-    Request,
-    causal_request,
     check_arguments,
     decoder_start_id_of,
     default_stop_token_ids,
-    detokenize,
     fit_context,
     generate,
     pad_id_of,
     prepare,
-    respond,
-    seq2seq_request,
     stream,
 )
 from zoo.generation.loop import _COMPILED as _COMPILED  # compiled functions, per model
@@ -81,6 +78,13 @@ from zoo.generation.loop import (
     next_logits,
     sample_loop,
     start,
+)
+from zoo.generation.requests import (
+    Request,
+    causal_request,
+    detokenize,
+    respond,
+    seq2seq_request,
 )
 from zoo.generation.samplers import (
     IMPOSSIBLE,
