@@ -264,5 +264,6 @@ def test_quick_run_writes_positive_figures_and_the_page(tmp_path):
         unit = "mb" if "mb" in before else "ms"
         assert before[unit] > 0 and after[unit] > 0
     sizes = results["fixes"]["savedmodel_size"]
-    assert sizes["after"]["mb"] < 0.6 * sizes["before"]["mb"]  # each weight once, not twice
+    # Each weight once, not twice (the quick model's graph is a third of its folder).
+    assert sizes["after"]["mb"] < 0.8 * sizes["before"]["mb"]
     assert pipe["autotuned"]["tokens_per_second"] > 0

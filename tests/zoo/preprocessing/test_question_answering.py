@@ -89,7 +89,7 @@ def test_answer_positions_per_window_and_characters_to_bytes(tokenizer):
 @pytest.mark.slow
 def test_every_labelled_span_of_the_squad_sample_is_its_answer(tokenizer):
     from training import datasets
-    from training.pipelines import first_answer
+    from training.features import first_answer
 
     preprocessor = QuestionAnsweringPreprocessor(tokenizer, 128)
     checked = 0
