@@ -238,11 +238,8 @@ def main(argv=None):
             }
             del model
             for name, record in results["fixes"].items():
-                before, after = (record.get(k) or record.get(j) for k, j in
-                                 (("before", "keras"), ("after", "ours")))
-                unit = "mb" if "mb" in before else "ms"
-                print(f"fix {name}: before {before[unit]:.2f} {unit}, "
-                      f"after {after[unit]:.2f} {unit}")
+                before, after, unit = report.fix_figures(record)
+                print(f"fix {name}: before {before:.2f} {unit}, after {after:.2f} {unit}")
         else:
             notes.append("The before/after of the fixes runs under TensorFlow only.")
 

@@ -284,14 +284,20 @@ def _fixes_section(record, pipeline_records=()):
     lines = ["### The fixes, before and after (`bench/fixes.py`)", "",
              "| fix | before | after | gain |", "|---|---:|---:|---:|"]
     for name, r in rows.items():
-        before, after = r.get("before") or r["keras"], r.get("after") or r["ours"]
-        unit = "MB" if "mb" in before else "ms"
-        b, a = before[unit.lower()], after[unit.lower()]
+        b, a, unit = fix_figures(r)
         label = FIX_LABELS.get(name.split()[0], name).format(
             **{k: v for k, v in r.items() if k in ("numbers", "family")})
         gain = f"{b / a:.2f}x" if b / a < 10 else f"{b / a:.0f}x"
         lines.append(f"| {label} | {b:,.2f} {unit} | {a:,.2f} {unit} | {gain} |")
     return lines + [""]
+
+
+def fix_figures(record):
+    """`(before, after, unit)` of a fix's record: `before` / `after` in "ms" or "mb" (the
+    Keras-against-ours fixes name them `keras` / `ours`, in "ms")."""
+    before, after = record.get("before") or record["keras"], record.get("after") or record["ours"]
+    unit = "MB" if "mb" in before else "ms"
+    return before[unit.lower()], after[unit.lower()], unit
 
 
 def _step_ms(record, side):

@@ -153,10 +153,11 @@ def tokenizer_for(dataset_name, vocabulary_size, num_texts=2000):
     A whole-word vocabulary (plus every character, alone and as `##` continuation) is
     enough to measure the pipeline, and takes no time to make, unlike learning word pieces.
     """
-    from training import datasets, pipelines
+    from training import datasets
+    from training.features import FEATURES
     from zoo.preprocessing import WORDPIECE_RESERVED_TOKENS, WordPieceTokenizer
 
-    features = pipelines.FEATURES[dataset_name]
+    features = FEATURES[dataset_name]
     text_features = [features[role] for role in ("text", "source", "target") if role in features]
     counts = Counter()
     for element in datasets.load(dataset_name, "train").take(num_texts).as_numpy_iterator():

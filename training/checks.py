@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 
 import zoo
-from training import datasets, distribute, pipelines, recipes
+from training import datasets, distribute, features, recipes
 from zoo.config import field_names
 
-# What each role set of pipelines.FEATURES can feed.
+# What each role set of features.FEATURES can feed.
 LM_TASKS = ("causal_lm", "masked_lm")
 # SentencePiece needs room for its special pieces and the characters of the text.
 MIN_VOCABULARY_SIZE = 16
@@ -152,9 +152,9 @@ def check_settings(settings):
 
 def tasks_for(dataset):
     """The tasks a dataset can feed, in order of preference."""
-    roles = pipelines.roles_of(dataset)
+    roles = features.roles_of(dataset)
     if roles is None:
-        raise ValueError(f"Unknown dataset {dataset!r}. Datasets: {sorted(pipelines.FEATURES)}.")
+        raise ValueError(f"Unknown dataset {dataset!r}. Datasets: {sorted(features.FEATURES)}.")
     if "source" in roles:
         return ["seq2seq_lm"]
     if "question" in roles:
@@ -208,13 +208,13 @@ def reads_images(model):
 
 def check_modality(model, dataset):
     """Refuse an image dataset for a text model and the other way round, naming what fits."""
-    images = "image" in pipelines.roles_of(dataset)
+    images = "image" in features.roles_of(dataset)
     if images == reads_images(model):
         return
     kind, reads = ("images", "text") if images else ("text", "images")
     models = [m for m in zoo.names() if reads_images(m) == images]
     fits = [d for d in datasets.names(offline=True)
-            if ("image" in (pipelines.roles_of(d) or {})) != images]
+            if ("image" in (features.roles_of(d) or {})) != images]
     raise ValueError(f"{dataset!r} holds {kind} and {model!r} reads {reads}: train "
                      f"{' or '.join(models)} on it, or {model} on --dataset {', '.join(fits)}.")
 

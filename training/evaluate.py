@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from training import datasets, pipelines, recipes
+from training import datasets, features, pipelines, recipes
 
 SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
@@ -40,7 +40,7 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
     Keys: "loss" and the compiled metrics ("accuracy", "perplexity"); classifiers also
     "majority_baseline" (the accuracy of always answering the training split's most common
     label); token classifiers "entity_f1", "entity_precision", "entity_recall"; translation
-    "bleu"; summarization (`pipelines.is_summarization`) "rouge1", "rouge2", "rougeL" (F-measure,
+    "bleu"; summarization (`features.is_summarization`) "rouge1", "rouge2", "rougeL" (F-measure,
     0-100, `training.metrics.rouge`) and the same of the lead baseline ("lead_8_rouge1", ...);
     question answering SQuAD's "exact_match" and "f1" (percent, the official script's
     normalisation, `training.metrics.squad_scores`; with unanswerable questions also its
@@ -64,7 +64,7 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
         f1 = token_f1(model, data, _tag_names(model, dataset))
         scores.update({"entity_f1": f1["f1"], "entity_precision": f1["precision"],
                        "entity_recall": f1["recall"]})
-    if task == "seq2seq_lm" and pipelines.is_summarization(dataset):
+    if task == "seq2seq_lm" and features.is_summarization(dataset):
         scores.update(summary_rouge(model, dataset, split, max_summaries, batch_size,
                                     lead_words, generation))
     elif task == "seq2seq_lm":
@@ -76,7 +76,7 @@ def evaluate(model, dataset, split="test", batch_size=32, max_translations=200, 
 
 
 def _labels(dataset, split):
-    roles = pipelines.roles_of(dataset)
+    roles = features.roles_of(dataset)
     key = roles["label"]
     data = datasets.load(dataset, split).map(lambda e: e[key])
     return np.array(list(data.as_numpy_iterator()))
@@ -143,7 +143,7 @@ def lead(text, words=8):
 def source_target_pairs(dataset, split, limit=None):
     """`(sources, targets)`: the strings of the first `limit` examples (all when None) of a
     source -> target dataset (translation, summarization)."""
-    roles = pipelines.roles_of(dataset)
+    roles = features.roles_of(dataset)
     data = datasets.load(dataset, split)
     if limit is not None:
         data = data.take(limit)
@@ -173,7 +173,7 @@ def generated(model, sources, batch_size, generation=None):
 def squad_questions(dataset, split):
     """`(questions, contexts, golds)` of a SQuAD-format split: strings, and a list of gold
     answer texts per question (empty for an unanswerable one)."""
-    roles = pipelines.roles_of(dataset)
+    roles = features.roles_of(dataset)
     questions, contexts, golds = [], [], []
     for element in datasets.load(dataset, split).as_numpy_iterator():
         questions.append(_text(element[roles["question"]]))

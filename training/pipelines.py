@@ -44,12 +44,7 @@ Example:
 import tensorflow as tf
 
 from training import datasets
-from training.features import (  # noqa: F401  (read as pipelines.FEATURES, ... too)
-    FEATURES,
-    is_summarization,
-    roles_of,
-    selector,
-)
+from training.features import selector
 from zoo.preprocessing import ImageClassifierPreprocessor, preprocessor_for
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -34,7 +34,7 @@ from pathlib import Path
 import keras
 
 import zoo
-from training import backup, checks, datasets, distribute, pipelines, recipes, runs
+from training import backup, checks, datasets, distribute, features, pipelines, recipes, runs
 from training import callbacks as run_callbacks
 from zoo import lora
 from zoo.files import atomic_write, remove, write_text
@@ -332,7 +332,7 @@ def has_unanswerable(dataset):
 
 def label_names(dataset):
     """The class names of a dataset's labels, or None."""
-    roles = pipelines.roles_of(dataset)
+    roles = features.roles_of(dataset)
     if not roles or "label" not in roles:
         return None
     label = datasets.info(dataset).features[roles["label"]]
@@ -349,7 +349,7 @@ def _tokenizer(settings, run_dir, train_split):
     from training import vocabulary
     from zoo import preprocessing
 
-    roles = pipelines.roles_of(settings.dataset)
+    roles = features.roles_of(settings.dataset)
     if "image" in roles:
         return None
     path = run_dir / TOKENIZER_FILE

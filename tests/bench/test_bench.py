@@ -260,9 +260,8 @@ def test_quick_run_writes_positive_figures_and_the_page(tmp_path):
     assert "Training throughput" in page.read_text()
     assert results["fixes"]["dropout"]["numbers"] == 16 * 4 * 128 * 128
     for fix in results["fixes"].values():
-        before, after = fix.get("before") or fix["keras"], fix.get("after") or fix["ours"]
-        unit = "mb" if "mb" in before else "ms"
-        assert before[unit] > 0 and after[unit] > 0
+        before, after, _ = report.fix_figures(fix)
+        assert before > 0 and after > 0
     sizes = results["fixes"]["savedmodel_size"]
     # Each weight once, not twice (the quick model's graph is a third of its folder).
     assert sizes["after"]["mb"] < 0.8 * sizes["before"]["mb"]

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 import zoo
 from training import datasets
-from training.pipelines import is_summarization, pipeline
+from training.features import is_summarization
+from training.pipelines import pipeline
 from zoo import paths
 from zoo.config import IGNORE_LABEL
 from zoo.preprocessing import SentencePieceTokenizer, WordPieceTokenizer

@@ -26,7 +26,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from training import checks, datasets, evaluate, pipelines, runs
+    from training import checks, datasets, evaluate, features, runs
 
     checks.at_least("--batch-size", args.batch_size)
     checks.at_least("--num-beams", args.num_beams)
@@ -36,9 +36,9 @@ def run(args):
     checks.positive("--length-penalty", args.length_penalty)
     config = runs.read_config(args.run)
     dataset = args.dataset or config["dataset"]
-    if pipelines.roles_of(dataset) is None:
+    if features.roles_of(dataset) is None:
         raise ValueError(f"--dataset: unknown dataset {dataset!r}. Datasets: "
-                         f"{', '.join(sorted(pipelines.FEATURES))}.")
+                         f"{', '.join(sorted(features.FEATURES))}.")
     if args.split:
         datasets.check_split(dataset, args.split)
     model = runs.load_model(args.run)
