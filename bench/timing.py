@@ -2,6 +2,9 @@
 
 Runs of the things compared alternate (ours, theirs, ours, theirs, ...) after one warmup
 each, so a slow spell of a shared machine hits both alike; a figure is the median of the runs.
+Python's garbage collector is run before each timed call and paused during it (as `timeit`
+does): in a process holding several Keras models a full collection takes up to 2 seconds,
+which landed at random in a timed `fit` of 8 steps (about 1.6 s) and made its run 50% slower.
 
 Example:
 
@@ -13,6 +16,7 @@ Example:
 (2.5, 3.97)
 """
 
+import gc
 import resource
 import sys
 import time
@@ -21,10 +25,18 @@ import numpy as np
 
 
 def seconds(fn):
-    """Wall-clock seconds of one call of `fn()`."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    """Wall-clock seconds of one call of `fn()`, the garbage collector collected before and
+    paused during the call (re-enabled after, if it was on)."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def interleave(runners, repeats, warmup=1):

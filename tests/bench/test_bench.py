@@ -1,5 +1,6 @@
 """The benchmark suite: FLOP formula, configurations, the page, and a `--quick` run."""
 
+import gc
 import json
 import sys
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import __main__ as cli
-from bench import configs, flops, report, report_decoding
+from bench import configs, flops, report, report_decoding, timing
 from bench import serving as serving_module
 
 
@@ -60,6 +61,22 @@ def test_ours_and_keras_hub_have_the_same_parameters(family):
     assert ours.count_params() == theirs.count_params()
     x, _ = configs.batch(w)
     assert ours.predict(x, verbose=0).shape == theirs.predict(x, verbose=0).shape
+
+
+def test_a_timed_call_runs_with_the_garbage_collector_paused_then_restores_it():
+    seen = []
+    assert gc.isenabled()
+    assert timing.seconds(lambda: seen.append(gc.isenabled())) > 0
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        timing.seconds(lambda: 1 / 0)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that paused it keeps it paused
+        timing.seconds(lambda: None)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_the_page_shows_ratios_and_goals(tmp_path):
