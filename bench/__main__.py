@@ -120,9 +120,9 @@ def main(argv=None):
     # padding masks it is given instead): not news for a benchmark.
     warnings.filterwarnings("ignore", message=".*does not support masking.*")
 
-    from bench import configs, flops, report, timing, training
+    from bench import configs, flops, machine, report, timing, training
 
-    s = settings(args, accelerated=bool(report.accelerators(backend)))
+    s = settings(args, accelerated=bool(machine.accelerators(backend)))
     notes = []
     keras_hub = not args.no_keras_hub
     if keras_hub and backend != "tensorflow":
@@ -141,7 +141,7 @@ def main(argv=None):
         print(f"Note: {note}")
 
     workloads = configs.workloads(args.quick)
-    results = {"machine": report.machine(backend, argv), "quick": args.quick, "settings": s,
+    results = {"machine": machine.machine(backend, argv), "quick": args.quick, "settings": s,
                "notes": notes, "training": [], "pipeline": [], "generation": [],
                "decoding": None,
                "serving": None, "fixes": None, "quantization": None, "peak_rss_mb": {},
@@ -232,8 +232,8 @@ def main(argv=None):
             results["fixes"] = {
                 "dropout": fixes.compare_dropout(repeats=s["repeats"]),
                 "predict": fixes.compare_predict(workloads["bert"], requests=s["requests"]),
-                "lone_row": fixes.compare_lone_row(model, s["decoder_prompt_length"],
-                                                   s["decoding_new_tokens"], s["repeats"]),
+                "unfused_kernels": fixes.compare_unfused_kernels(
+                    model, s["decoder_prompt_length"], s["decoding_new_tokens"], s["repeats"]),
                 "savedmodel_size": fixes.compare_savedmodel_size(workloads["bert"]),
             }
             del model

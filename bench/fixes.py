@@ -9,8 +9,9 @@ on the same data, interleaved:
   (`[16, 4, 128, 128]`, one million numbers). TensorFlow only.
 - `compare_predict`: `keras.Model.predict` (a tf.data pipeline built per call) against
   `Task.predict` (arrays sliced in Python), one BERT-workload request of one example.
-- `compare_lone_row`: `model.generate` of one prompt decoded as one row (before) and as two
-  (`zoo.generation.loop.two_rows_at_least`, after), greedy; milliseconds per new token.
+- `compare_unfused_kernels`: `model.generate` of one prompt with the attention kernels fused
+  into XLA's naive loops (before) and kept apart by `keras_transformers.fusion.unfused`
+  (after), greedy; milliseconds per new token. TensorFlow only.
 - `compare_savedmodel_size`: the version folder of `export.saved_model` written by Keras'
   `ExportArchive.write_out` (before: every weight twice) and by `export.archive.write_archive`
   (after), in MB.
@@ -86,15 +87,17 @@ def compare_predict(w, requests=50):
     return record
 
 
-def compare_lone_row(model, prompt_length=32, new_tokens=128, repeats=3):
-    """Milliseconds per new token of `model.generate` for one prompt, decoded as one row (the
-    loop before `two_rows_at_least`) and as two, greedy; each way with its own compiled loop.
+def compare_unfused_kernels(model, prompt_length=32, new_tokens=128, repeats=3):
+    """Milliseconds per new token of `model.generate` for one prompt, greedy: the attention
+    kernels as XLA fuses them (`unfused` bypassed, the loop before the fix) and kept out of the
+    fusion; each way with its own compiled loop.
 
     Returns `{"new_tokens", "before": {"ms", "runs"}, "after": {"ms", "runs"}}`.
     """
+    from keras_transformers import attention
     from zoo.generation import loop
 
-    two_rows = loop.two_rows_at_least
+    barrier = attention.unfused
     vocabulary = model.backbone.config.vocabulary_size
     ids = np.random.default_rng(0).integers(100, vocabulary, (1, prompt_length), "int32")
     x = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
@@ -104,11 +107,11 @@ def compare_lone_row(model, prompt_length=32, new_tokens=128, repeats=3):
         def run():
             loop._COMPILED[model] = compiled_loops[way]
             if way == "before":
-                loop.two_rows_at_least = _unchanged
+                attention.unfused = _unchanged
             try:
                 model.generate(x, new_tokens)
             finally:
-                loop.two_rows_at_least = two_rows
+                attention.unfused = barrier
 
         return run
 
@@ -121,8 +124,8 @@ def compare_lone_row(model, prompt_length=32, new_tokens=128, repeats=3):
     return record
 
 
-def _unchanged(prompt, lengths, extras):
-    return prompt, lengths, extras
+def _unchanged(x):
+    return x
 
 
 def compare_savedmodel_size(w):

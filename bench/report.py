@@ -16,12 +16,8 @@ Example:
 
 import argparse
 import datetime
-import importlib.metadata
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,32 +27,12 @@ RESULTS_DIR = Path(__file__).parent / "results"
 # Written by hand: the performance work (causes found, before/after figures, goals missed
 # and why). The generated page ends with it, so a new run does not lose it.
 FINDINGS = Path(__file__).parent / "FINDINGS.md"
-PACKAGES = ("keras", "tensorflow", "tensorflow-text", "jax", "jaxlib", "keras-hub", "numpy",
-            "ai-edge-litert")
 # The issues' goals.
 TRAINING_SPEEDUP_GOAL = 1.3
 MFU_GOAL = 0.7
 GENERATION_SPEEDUP_GOAL = 3.0
 INT8_SPEEDUP_GOAL = 2.5
 PIPELINE_GOAL = 0.95
-
-
-def machine(backend, argv=None):
-    """What the figures depend on: CPU, cores, memory, backend, package versions, the
-    command, the commit and the time."""
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu": _cpu_name(), "cores": os.cpu_count(), "memory_gb": _memory_gb(),
-        "platform": platform.platform(), "python": platform.python_version(),
-        "backend": backend, "versions": versions, "accelerators": accelerators(backend),
-        "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
-        "commit": _commit(), "time": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
 
 
 def save(results, folder=RESULTS_DIR, path=None):
@@ -264,6 +240,8 @@ FIX_LABELS = {
     "dropout": "dropout of {numbers:,} numbers, training, XLA (Keras' layer -> ours)",
     "predict": "`predict` of one example, {family} workload (`keras.Model.predict` -> ours)",
     "lone_row": "SmolLM2 `generate`, one prompt, per new token (one row -> two rows)",
+    "unfused_kernels": "SmolLM2 `generate`, one prompt, per new token (attention kernels "
+                       "fused into naive loops -> `unfused`)",
     "savedmodel_size": "SavedModel version folder, {family} workload (Keras' `write_out` -> "
                        "`write_archive`)",
     "pipeline": "`training.pipelines`, {family} workload, per step (tf.data autotuner on -> "
@@ -368,48 +346,6 @@ def _gflops(value):
 
 def _megabytes(size):
     return "-" if size is None else f"{size / 1e6:.2f} MB"
-
-
-# --- the machine ---------------------------------------------------------------------------
-
-
-def _cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _memory_gb():
-    try:
-        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        return round(pages * size / 1e9, 1)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def accelerators(backend):
-    """Names of the GPUs/TPUs the backend sees (empty on a CPU machine)."""
-    if backend == "jax":
-        import jax
-
-        return [str(d) for d in jax.devices() if d.platform != "cpu"]
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
-    return []
-
-
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv=None):

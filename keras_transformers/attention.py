@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from keras_transformers.dropout import Dropout
+from keras_transformers.fusion import unfused
 from keras_transformers.initializers import clone_initializer
 from keras_transformers.masks import merge_masks
 from keras_transformers.positions import RotaryEmbedding
@@ -219,10 +220,11 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.stack([self._heads(self.key_dense, key), self._heads(self.value_dense, value)],
                          axis=1)
 
-    def _heads(self, dense, x):
+    def _heads(self, dense, x, decoding=False):
         """`dense(x)` for a projection to heads, `[batch, length, heads, head_dim]`, as one
         2-D matrix product: XLA on CPU turns the 3-D kernel's einsum into an element-wise
-        loop when the length is 1 (decoding), about 25 times slower per layer.
+        loop when the length is 1 (decoding), about 25 times slower per layer. `decoding`
+        (a step with a cache) also keeps the reshaped kernel out of XLA's fusion (`unfused`).
 
         A quantized projection runs its own call (its kernel holds integers, not the
         weights); `dense.kernel` includes a LoRA delta (`enable_lora`)."""
@@ -230,20 +232,22 @@ class MultiHeadAttention(keras.layers.Layer):
             return dense(x)
         kernel = dense.kernel
         heads, depth = kernel.shape[1], kernel.shape[2]
-        out = ops.matmul(x, ops.reshape(kernel, (kernel.shape[0], heads * depth)))
+        matrix = ops.reshape(kernel, (kernel.shape[0], heads * depth))
+        out = ops.matmul(x, unfused(matrix) if decoding else matrix)
         if dense.bias is not None:
             out = out + ops.reshape(dense.bias, (heads * depth,))
         return ops.reshape(out, (*ops.shape(x)[:-1], heads, depth))
 
-    def _merge_heads(self, x):
+    def _merge_heads(self, x, decoding=False):
         """`output_dense(x)` for `x` `[batch, length, heads, head_dim]`, as one 2-D product
-        (a quantized projection runs its own call, as in `_heads`)."""
+        (a quantized projection runs its own call; `decoding` as in `_heads`)."""
         if self.output_dense.quantization_mode is not None:
             return self.output_dense(x)
         kernel = self.output_dense.kernel
         width = kernel.shape[0] * kernel.shape[1]
+        matrix = ops.reshape(kernel, (width, kernel.shape[2]))
         out = ops.matmul(ops.reshape(x, (*ops.shape(x)[:-2], width)),
-                         ops.reshape(kernel, (width, kernel.shape[2])))
+                         unfused(matrix) if decoding else matrix)
         if self.output_dense.bias is not None:
             out = out + self.output_dense.bias
         return out
@@ -255,13 +259,14 @@ class MultiHeadAttention(keras.layers.Layer):
         value = query if value is None else value
         key = value if key is None else key
         query_start = 0 if cache_index is None else cache_index
+        decoding = cache is not None
 
-        queries = self._heads(self.query_dense, query)
+        queries = self._heads(self.query_dense, query, decoding)
         if cache is not None and cache_index is None:  # precomputed cross attention K/V
             keys, values = cache[:, 0], cache[:, 1]
         else:
-            keys = self._heads(self.key_dense, key)
-            values = self._heads(self.value_dense, value)
+            keys = self._heads(self.key_dense, key, decoding)
+            values = self._heads(self.value_dense, value, decoding)
             if self.rotary is not None:
                 queries = self.rotary(queries, start_index=query_start)
                 keys = self.rotary(keys, start_index=query_start)
@@ -299,7 +304,7 @@ class MultiHeadAttention(keras.layers.Layer):
         attended, scores = result if with_scores else (result, None)
         if record:
             self.recorded_scores = scores
-        output = self._merge_heads(attended)
+        output = self._merge_heads(attended, decoding)
 
         outputs = (output,)
         if return_attention_scores:

@@ -18,7 +18,8 @@ from tests.helpers import (
     run_overfit_test,
 )
 from zoo import catalog
-from zoo.bart import POSITION_OFFSET, last_token_of
+from zoo.bart import POSITION_OFFSET
+from zoo.bart_classifier import last_token_of
 
 BATCH, ENCODER_LENGTH, DECODER_LENGTH, HIDDEN = 4, 8, 6, 24
 START, PAD, END = 0, 1, 2

@@ -15,7 +15,8 @@ from safetensors.numpy import load_file, save_file
 import zoo
 from tests.fixtures.bart_vocabulary import write_bart_vocabulary
 from zoo import paths
-from zoo.bart import BartBackbone, BartClassifier
+from zoo.bart import BartBackbone
+from zoo.bart_classifier import BartClassifier
 from zoo.seq2seq import Seq2SeqLM
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference"

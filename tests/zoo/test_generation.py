@@ -127,8 +127,8 @@ def test_sampling_is_reproducible_with_a_seed_and_reduces_to_greedy_at_the_limit
 
 
 def test_a_lone_prompt_samples_what_it_samples_first_in_a_batch():
-    """A lone row decodes as two rows on TensorFlow (`two_rows_at_least`): its samples must
-    not change, so they equal the first row's in a batch of two with the same seed."""
+    """A row's samples do not depend on the rows decoded beside it: alone it draws what it
+    draws first in a batch of two with the same seed."""
     model = build("gpt", "tiny")
     x = {"token_ids": np.array([[5, 9, 2], [7, 3, 8]], "int32"),
          "padding_mask": np.ones((2, 3), "int32")}

@@ -165,9 +165,6 @@ def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperat
     """
     prompt = ops.cast(prompt, "int32")
     lengths = ops.cast(lengths, "int32")
-    rows = ops.shape(prompt)[0]
-    if settings.sampler.kind != "beam" and keras.backend.backend() == "tensorflow":
-        prompt, lengths, extras = two_rows_at_least(prompt, lengths, extras)
     if settings.sampler.kind == "beam":
         tokens = beam_loop(decoding, settings, prompt, lengths, max_new_tokens, extras,
                            length_penalty)
@@ -181,28 +178,7 @@ def decode(decoding, settings, prompt, lengths, max_new_tokens, extras, temperat
     stops = ops.cast(is_stop(new, settings.stop_token_ids), "int32")
     mask = ops.logical_and(ops.cumsum(stops, axis=1) - stops == 0, steps < max_new_tokens)
     mask = ops.cast(mask, "int32")
-    return ops.where(mask == 1, new, settings.pad_id)[:rows], mask[:rows]
-
-
-def two_rows_at_least(prompt, lengths, extras):
-    """A lone row repeated, so that the loop decodes two (its copy is dropped at the end).
-
-    TensorFlow's XLA (2.21) removes the batch dimension of a lone row and then fuses each
-    matrix-vector product whose kernel is reshaped (the attention projections) into a naive
-    loop that reads the kernel column by column; with two rows it calls its matrix multiply.
-    On a CPU decoding is bound by reading the weights, so the second row is nearly free
-    (SmolLM2-135M: 128 new tokens 4.8 s for one row, 3.8 s for two). Sampling is unchanged:
-    a row's noise does not depend on the rows after it.
-    """
-    rows = ops.shape(prompt)[0]
-    if isinstance(rows, int) and rows >= 2:
-        return prompt, lengths, extras
-    index = ops.minimum(ops.arange(ops.maximum(rows, 2), dtype="int32"), rows - 1)
-
-    def take(x):
-        return ops.take(x, index, axis=0)
-
-    return take(prompt), take(lengths), keras.tree.map_structure(take, extras)
+    return ops.where(mask == 1, new, settings.pad_id), mask
 
 
 def bucket(length, smallest=16):
