@@ -2,9 +2,11 @@
 
 Runs of the things compared alternate (ours, theirs, ours, theirs, ...) after one warmup
 each, so a slow spell of a shared machine hits both alike; a figure is the median of the runs.
-Python's garbage collector is run before each timed call and paused during it (as `timeit`
-does): in a process holding several Keras models a full collection takes up to 2 seconds,
-which landed at random in a timed `fit` of 8 steps (about 1.6 s) and made its run 50% slower.
+Python's garbage collector is paused during each timed call (as `timeit` does) and collects
+between them: in a process holding several Keras models a full collection takes up to 2
+seconds, which landed at random in a timed `fit` of 8 steps (about 1.6 s) and made that run
+50% slower. (Not a `gc.collect()` before each call: in the bench's process, which holds
+gigabytes of objects, that cost about a second per call, and serving times thousands.)
 
 Example:
 
@@ -25,9 +27,8 @@ import numpy as np
 
 
 def seconds(fn):
-    """Wall-clock seconds of one call of `fn()`, the garbage collector collected before and
-    paused during the call (re-enabled after, if it was on)."""
-    gc.collect()
+    """Wall-clock seconds of one call of `fn()`, the garbage collector paused during the call
+    (re-enabled after, if it was on)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
