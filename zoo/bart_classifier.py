@@ -3,13 +3,7 @@
 Both stacks of a `BartBackbone` read the text (the decoder shifted right), and the decoder's
 state at the last `</s>` of each row goes through `BartClassificationHead`.
 
-Example:
-
->>> import numpy as np, zoo
->>> model = zoo.build("bart", task="classifier", num_classes=3)
->>> tuple(model.predict({"token_ids": np.array([[0, 9, 8, 2, 1]]),
-...                      "padding_mask": np.array([[1, 1, 1, 1, 0]])}, verbose=0).shape)
-(1, 3)
+Built by `zoo.build("bart", task="classifier", num_classes=...)` (example on the class).
 """
 
 import keras
